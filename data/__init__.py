@@ -1,0 +1,1 @@
+"""Data sources: the raw contract, the simulator, the raw store and the platform settings."""

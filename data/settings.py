@@ -1,0 +1,94 @@
+"""One typed settings object for the whole platform, read from the environment.
+
+Every default makes `make demo` work on a fresh clone; production overrides them
+through environment variables (REDIS_URL, MLFLOW_TRACKING_URI, FRAUD_DATA_DIR, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Field names map to FRAUD_* variables unless an alias says otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(default=REPO_ROOT / ".fraud-data")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "redis_url"),
+    )
+    mlflow_tracking_uri: str = Field(
+        default="",
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "mlflow_tracking_uri"),
+        description="Empty means a SQLite store under data_dir.",
+    )
+    model_name: str = "fraud_detector"
+    feature_service: str = "fraud_detection_v1"
+    label_delay_days: int = Field(default=7, ge=0)
+    review_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
+    block_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "Settings":
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.mlflow_tracking_uri:
+            self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        if self.review_threshold > self.block_threshold:
+            raise ValueError("FRAUD_REVIEW_THRESHOLD must not exceed FRAUD_BLOCK_THRESHOLD")
+        return self
+
+    # Where each stage keeps its files; everything lives under data_dir.
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw" / "transactions"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.data_dir / "incoming"
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.data_dir / "features"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.data_dir / "feast"
+
+    @property
+    def mlflow_artifacts_dir(self) -> Path:
+        return self.data_dir / "mlartifacts"
+
+    @property
+    def redis_db(self) -> int:
+        path = urlparse(self.redis_url).path.strip("/")
+        return int(path) if path else 0
+
+    @property
+    def feast_redis_connection(self) -> str:
+        """REDIS_URL in the `host:port,db=N,password=...` form Feast's Redis store expects."""
+        url = urlparse(self.redis_url)
+        parts = [f"{url.hostname or '127.0.0.1'}:{url.port or 6379}", f"db={self.redis_db}"]
+        if url.password:
+            parts.append(f"password={unquote(url.password)}")
+        if url.scheme == "rediss":
+            parts.append("ssl=true")
+        return ",".join(parts)
+
+    def export_feast_env(self) -> dict[str, str]:
+        """Variables that feature_repo/feature_store.yaml expands; set them before Feast loads it."""
+        env = {
+            "FRAUD_DATA_DIR": str(self.data_dir),
+            "FRAUD_FEAST_REDIS": self.feast_redis_connection,
+        }
+        os.environ.update(env)
+        return env

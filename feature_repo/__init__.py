@@ -1,0 +1,1 @@
+"""The feature repository: Feast definitions plus the one module of transforms they use."""

@@ -1,0 +1,1 @@
+"""Serving: the FastAPI scorer, the `fraud` command line and the end-to-end demo."""

@@ -1,0 +1,42 @@
+"""The FastAPI scorer: resolved once at start-up, thin per request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from data.settings import Settings
+from feature_repo.store import feature_store
+from serving.model import load_model
+from serving.routers import health, model, score
+from serving.scoring import Scorer
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the scorer app; the champion model and feature service load when it starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.scorer = Scorer(settings, feature_store(settings), load_model(settings))
+        yield
+
+    app = FastAPI(title="Fraud scorer", version="1", lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for router in (score.router, model.router, health.router):
+        app.include_router(router)
+    return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each offending field and the problem, in one flat list."""
+    errors = [
+        {"field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
+         "problem": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": errors})

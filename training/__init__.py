@@ -1,0 +1,1 @@
+"""Training: training sets from the feature store, XGBoost, evaluation, MLflow registration."""
