@@ -135,10 +135,11 @@ class RawStore:
             )
         # promote_options="default" adds a column missing from a part as nulls.
         table = pa.concat_tables([_read_part(part) for part in parts], promote_options="default")
+        table = table.select([column for column in CONTRACT_COLUMNS if column in table.column_names])
+        # Arrow sorts several times faster than pandas on object string keys.
+        table = table.sort_by([(TIME_COLUMN, "ascending"), (ID_COLUMN, "ascending")])
         frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
-        frame = frame[[column for column in CONTRACT_COLUMNS if column in frame.columns]]
-        frame = _restore_dtypes(frame)
-        return frame.sort_values([TIME_COLUMN, ID_COLUMN], kind="stable", ignore_index=True)
+        return _restore_dtypes(frame)
 
     def transaction_ids(self) -> set[str]:
         """Every transaction_id already stored, as text."""
@@ -178,15 +179,14 @@ def _read_part(part: Path) -> pa.Table:
 
 
 def _restore_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical dtypes after a concat: int64 where complete, nullable Int64 where some parts lacked the column."""
-    out = frame.copy()
+    """Canonical dtypes after a concat: int64 where complete, nullable Int64 where some parts lacked the column.
+
+    Arrow strings already arrive as object columns with None for nulls, as `normalize` produces.
+    """
     for column in INTEGER_COLUMNS:
-        if column in out.columns and not out[column].isna().any():
-            out[column] = out[column].astype("int64")
-    for column in (ID_COLUMN,) + STRING_COLUMNS:
-        if column in out.columns:
-            out[column] = out[column].astype(object).where(out[column].notna(), None)
-    return out
+        if column in frame.columns and not frame[column].isna().any():
+            frame[column] = frame[column].astype("int64")
+    return frame
 
 
 def _content_digest(clean: pd.DataFrame) -> str:

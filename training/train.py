@@ -65,6 +65,6 @@ def train_and_register(settings: Settings, store: FeatureStore, transactions: pd
     version = log_and_register(settings, booster, params={**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS},
                                metrics=metrics.as_dict(), training_set=train_set, lineage=lineage)
     if promote:
-        set_champion(settings, version.version)
-    return TrainingResult(model_name=settings.model_name, version=version.version, run_id=version.run_id,
+        set_champion(settings, str(version.version))
+    return TrainingResult(model_name=settings.model_name, version=str(version.version), run_id=version.run_id,
                           metrics=metrics.as_dict(), n_train=len(train_set), n_test=len(test_set))

@@ -1,0 +1,1 @@
+"""Monitoring: training (offline) against serving (online) distributions, metrics and alerts."""

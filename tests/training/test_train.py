@@ -1,0 +1,65 @@
+"""Training through the feature store registers an XGBoost model in MLflow, aliased champion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from mlflow.tracking import MlflowClient
+
+from training.register import CHAMPION
+from training.train import holdout_split
+
+
+def test_trained_model_is_registered_with_alias_champion(settings, trained_model) -> None:
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, CHAMPION)
+    assert str(champion.version) == trained_model.version
+    assert champion.tags["feature_service"] == settings.feature_service
+    run = client.get_run(champion.run_id)
+    assert float(run.data.metrics["auc_roc"]) == pytest.approx(trained_model.metrics["auc_roc"])
+    assert run.inputs.dataset_inputs, "the training set is logged as a dataset input"
+
+
+def test_registered_model_is_stored_in_xgboost_format_and_predicts(settings, trained_model) -> None:
+    import mlflow.xgboost
+
+    uri = f"models:/{settings.model_name}@{CHAMPION}"
+    booster = mlflow.xgboost.load_model(uri)
+    assert isinstance(booster, xgb.Booster)
+    local = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{trained_model.version}")
+    mlmodel = open(f"{local}/MLmodel").read()
+    assert "model_format: ubj" in mlmodel and "pickle" not in mlmodel
+    scores = booster.inplace_predict(np.zeros((3, len(booster.feature_names))))
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_model_beats_chance_on_the_later_holdout(trained_model) -> None:
+    assert trained_model.metrics["auc_roc"] > 0.75
+    assert trained_model.n_test > 0 and trained_model.n_train > trained_model.n_test
+
+
+def test_model_inputs_are_the_feature_service_features(settings, trained_model) -> None:
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    path = client.download_artifacts(trained_model.run_id, "feature_service.json")
+    logged = json.load(open(path))
+    import mlflow.xgboost
+
+    booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{trained_model.version}")
+    assert logged["feature_service"] == settings.feature_service
+    assert booster.feature_names == logged["features"]
+
+
+def test_holdout_split_leaves_a_label_delay_gap(transactions) -> None:
+    split = holdout_split(transactions, delay_days=7, test_days=7)
+    gap = split.test["tx_datetime"].min() - split.train["tx_datetime"].max()
+    assert gap >= pd.Timedelta(days=7)
+
+
+def test_holdout_split_rejects_too_short_a_history(transactions) -> None:
+    short = transactions[transactions["tx_datetime"] < transactions["tx_datetime"].min() + pd.Timedelta(days=10)]
+    with pytest.raises(ValueError, match="ingest more days"):
+        holdout_split(short, delay_days=7, test_days=7)
