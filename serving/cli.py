@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,7 +18,8 @@ app = typer.Typer(help="Fraud detection platform built around a feature store.",
                   pretty_exceptions_enable=False)
 features_app = typer.Typer(help="Build, publish and materialise features.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
-console = Console()
+# Wide enough for the demo's table when output is not a terminal (CI logs, pipes).
+console = Console(width=None if Console().is_terminal else 140)
 err = Console(stderr=True)
 
 
@@ -31,6 +33,11 @@ def fail(message: str, code: int = 1) -> None:
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        # Third-party deprecation chatter (MLflow, Feast, ibis) is not the user's to fix.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="feast")
 
 
 @app.command()
