@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     label_delay_days: int = Field(default=7, ge=0)
     review_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     block_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    scoring_stream: str = "fraud:scoring-events"
+    scoring_stream_maxlen: int = Field(default=2_000_000, ge=1000)
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":

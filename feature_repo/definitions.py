@@ -1,26 +1,22 @@
 """Feast definitions of the fraud platform: entity -> source -> view -> on-demand view -> service.
 
-Freshness rule for every batch view: a daily snapshot stamped at 00:00 UTC of day D,
-built by `fraud features build` from the raw store (`feature_repo/transforms.py`).
-A transaction at time t on day D is joined to the snapshot of D: it sees days before D
-only, never itself and never its future.
+Every feature's window, as-of rule and freshness is written next to it. The values
+themselves are computed in `feature_repo/transforms.py`, the one module of transforms,
+for training (offline tables, historical retrieval) and serving (online reads) alike.
 """
 
 from datetime import timedelta
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64, Int64, String
+from feast.types import Array, Float64, Int64
 from feast.value_type import ValueType
 
 from data.settings import Settings
 
-_offline_dir = Settings().offline_dir
-
-# A snapshot older than two days means the daily batch stopped: serve "missing"
-# rather than silently stale values.
-SNAPSHOT_TTL = timedelta(days=2)
+_settings = Settings()
+_offline_dir = _settings.offline_dir
 
 # --- Entities -----------------------------------------------------------------------
 
@@ -31,137 +27,192 @@ terminal = Entity(name="terminal", join_keys=["terminal_id"], value_type=ValueTy
 device = Entity(name="device", join_keys=["device_id"], value_type=ValueType.STRING,
                 description="The device a payment was made from; empty when unknown.")
 
-# --- Sources (offline tables written by the feature pipeline) ----------------------
+# --- Sources ------------------------------------------------------------------------
 
-customer_spending_source = FileSource(
-    name="customer_spending_source",
-    path=str(_offline_dir / "customer_spending.parquet"),
+# Offline: one row per payment, written by `fraud features build` from the raw store.
+# Online: the scorer pushes the next state after every payment it scores, so the next
+# request of the same customer sees it (freshness: per payment, pushed).
+customer_state_push = PushSource(
+    name="customer_state_push",
+    batch_source=FileSource(name="customer_state_source",
+                            path=str(_offline_dir / "customer_state.parquet"),
+                            timestamp_field="event_timestamp"),
+)
+# One row per labelled payment, stamped payment time + LABEL_DELAY: the moment the
+# label is known. Freshness: `feast materialize-incremental` (the label feed) run often.
+terminal_labels_source = FileSource(
+    name="terminal_labels_source",
+    path=str(_offline_dir / "terminal_labels.parquet"),
     timestamp_field="event_timestamp",
 )
-terminal_risk_source = FileSource(
-    name="terminal_risk_source",
-    path=str(_offline_dir / "terminal_risk.parquet"),
-    timestamp_field="event_timestamp",
-)
+# Daily snapshot stamped 00:00 of day D, counting days before D. Freshness: daily batch.
 device_profile_source = FileSource(
     name="device_profile_source",
     path=str(_offline_dir / "device_profile.parquet"),
     timestamp_field="event_timestamp",
 )
 
-# --- Feature views ------------------------------------------------------------------
+# --- Feature views (stored state) ---------------------------------------------------
 
-customer_spending = FeatureView(
-    name="customer_spending",
+customer_state = FeatureView(
+    name="customer_state",
     entities=[customer],
-    ttl=SNAPSHOT_TTL,
-    # Window: transactions of the customer on days [D - w, D), daily batch.
+    # Payments older than 30 days fall out of every window: older state is as good as none.
+    ttl=timedelta(days=30),
     schema=[
-        Field(name="customer_id_nb_tx_1day_window", dtype=Int64,
-              description="customer's number of payments, last day"),
-        Field(name="customer_id_avg_amount_1day_window", dtype=Float64,
-              description="customer's average amount, last day"),
-        Field(name="customer_id_nb_tx_7day_window", dtype=Int64,
-              description="customer's number of payments, last 7 days"),
-        Field(name="customer_id_avg_amount_7day_window", dtype=Float64,
-              description="customer's average amount, last 7 days"),
-        Field(name="customer_id_nb_tx_30day_window", dtype=Int64,
-              description="customer's number of payments, last 30 days"),
-        Field(name="customer_id_avg_amount_30day_window", dtype=Float64,
-              description="customer's average amount, last 30 days"),
+        Field(name="recent_tx_epoch_seconds", dtype=Array(Int64),
+              description="times of the customer's payments in the 30 days up to its last one"),
+        Field(name="recent_tx_amounts", dtype=Array(Float64),
+              description="amounts of those payments"),
+        Field(name="recent_tx_device_hashes", dtype=Array(Int64),
+              description="device hashes of those payments (0 = no device)"),
     ],
-    source=customer_spending_source,
+    source=customer_state_push,
     online=True,
-    tags={"freshness": "daily batch", "owner": "fraud-platform"},
+    tags={"freshness": "pushed per payment", "as_of": "row stamped 1 us after the payment it includes"},
 )
 
-terminal_risk = FeatureView(
-    name="terminal_risk",
+terminal_labels = FeatureView(
+    name="terminal_labels",
     entities=[terminal],
-    ttl=SNAPSHOT_TTL,
-    # Window: days [D - delay - w, D - delay), delay = LABEL_DELAY (7 days): only
-    # labels old enough to be known on day D are counted. Daily batch.
+    ttl=timedelta(days=30 + _settings.label_delay_days),
     schema=[
-        Field(name="terminal_id_nb_tx_1day_window", dtype=Int64,
-              description="terminal's number of payments, 1 day before the label delay"),
-        Field(name="terminal_id_risk_1day_window", dtype=Float64,
-              description="terminal's known fraud share, 1 day before the label delay"),
-        Field(name="terminal_id_nb_tx_7day_window", dtype=Int64,
-              description="terminal's number of payments, 7 days before the label delay"),
-        Field(name="terminal_id_risk_7day_window", dtype=Float64,
-              description="terminal's known fraud share, 7 days before the label delay"),
-        Field(name="terminal_id_nb_tx_30day_window", dtype=Int64,
-              description="terminal's number of payments, 30 days before the label delay"),
-        Field(name="terminal_id_risk_30day_window", dtype=Float64,
-              description="terminal's known fraud share, 30 days before the label delay"),
+        Field(name="labelled_tx_epoch_seconds", dtype=Array(Int64),
+              description="times of the terminal's payments in the 30 days up to a labelled one"),
+        Field(name="labelled_tx_frauds", dtype=Array(Int64),
+              description="their labels (1 = fraud)"),
     ],
-    source=terminal_risk_source,
+    source=terminal_labels_source,
     online=True,
-    tags={"freshness": "daily batch", "owner": "fraud-platform"},
+    tags={"freshness": "label feed (materialize-incremental)",
+          "as_of": "row stamped when its newest label becomes known (payment + LABEL_DELAY)"},
 )
 
 device_profile = FeatureView(
     name="device_profile",
     entities=[device],
-    ttl=SNAPSHOT_TTL,
-    # Everything seen before day D. A device never seen before has no row: its
-    # features are missing, which is itself a strong signal (account takeover).
+    # A snapshot older than two days means the daily batch stopped: serve "missing".
+    ttl=timedelta(days=2),
     schema=[
-        Field(name="device_nb_customers", dtype=Int64,
-              description="number of customers seen on this device"),
-        Field(name="device_age_days", dtype=Int64,
-              description="days since the device was first seen"),
+        # Everything seen on days before D. A device never seen has no row: its
+        # features are missing, itself a strong signal (account takeover).
+        Field(name="device_nb_customers", dtype=Int64, description="customers seen on this device"),
+        Field(name="device_age_days", dtype=Int64, description="days since the device was first seen"),
     ],
     source=device_profile_source,
     online=True,
-    tags={"freshness": "daily batch", "owner": "fraud-platform"},
+    tags={"freshness": "daily batch", "as_of": "snapshot of day D counts days before D"},
 )
 
-# --- Request-time features ----------------------------------------------------------
+# --- Request-time features (on-demand views) ----------------------------------------
 
-transaction_request = RequestSource(
-    name="transaction_request",
+payment_request = RequestSource(
+    name="payment_request",
     schema=[
         Field(name="tx_amount", dtype=Float64),
         Field(name="tx_epoch_seconds", dtype=Int64),
+        Field(name="device_hash", dtype=Int64),
     ],
 )
 
+# Field descriptions would break Feast's schema inference for on-demand views, so the
+# analyst-readable names travel as tags ("description:<feature>").
+
 
 @on_demand_feature_view(
-    sources=[transaction_request, customer_spending],
-    # Field descriptions would break Feast's schema inference for on-demand views;
-    # the analyst-readable names travel as tags instead.
+    sources=[payment_request, customer_state],
     schema=[
+        # Windows (t - w, t], the current payment included (Handbook chapter 3.4).
+        Field(name="customer_id_nb_tx_1day_window", dtype=Int64),
+        Field(name="customer_id_avg_amount_1day_window", dtype=Float64),
+        Field(name="customer_id_nb_tx_7day_window", dtype=Int64),
+        Field(name="customer_id_avg_amount_7day_window", dtype=Float64),
+        Field(name="customer_id_nb_tx_30day_window", dtype=Int64),
+        Field(name="customer_id_avg_amount_30day_window", dtype=Float64),
         Field(name="amount", dtype=Float64),
-        Field(name="tx_hour", dtype=Int64),
-        Field(name="tx_during_weekend", dtype=Int64),
-        Field(name="tx_during_night", dtype=Int64),
+        Field(name="tx_during_weekend", dtype=Int64),   # weekday >= 5 (UTC)
+        Field(name="tx_during_night", dtype=Int64),     # hour <= 6 (UTC)
+        # Ours, over the customer's previous 30 days (current payment excluded).
         Field(name="amount_over_customer_avg_30day", dtype=Float64),
+        Field(name="seconds_since_previous_tx", dtype=Float64),
+        Field(name="hour_gap_from_customer_usual", dtype=Float64),
+        Field(name="device_used_by_customer_30day", dtype=Float64),
     ],
     mode="pandas",
     tags={
         "freshness": "request time",
+        "description:customer_id_nb_tx_1day_window": "customer's payments, last 24 h",
+        "description:customer_id_avg_amount_1day_window": "customer's average amount, last 24 h",
+        "description:customer_id_nb_tx_7day_window": "customer's payments, last 7 days",
+        "description:customer_id_avg_amount_7day_window": "customer's average amount, last 7 days",
+        "description:customer_id_nb_tx_30day_window": "customer's payments, last 30 days",
+        "description:customer_id_avg_amount_30day_window": "customer's average amount, last 30 days",
         "description:amount": "payment amount",
-        "description:tx_hour": "hour of the payment (UTC)",
         "description:tx_during_weekend": "payment on a weekend",
-        "description:tx_during_night": "payment at night (before 07:00)",
+        "description:tx_during_night": "payment at night (before 07:00 UTC)",
         "description:amount_over_customer_avg_30day": "amount against the customer's 30-day average",
+        "description:seconds_since_previous_tx": "time since the customer's previous payment",
+        "description:hour_gap_from_customer_usual": "hours away from the customer's usual time",
+        "description:device_used_by_customer_30day": "device already used by this customer",
     },
 )
-def transaction_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    # Feast stores this function's source in the registry and runs it wherever the
-    # features are read, so the import is inside: the transform lives in one module.
-    from feature_repo.transforms import request_time_features
+def customer_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast stores this source in the registry and runs it wherever features are
+    # read, so the import is inside: the transform itself lives in one module.
+    from feature_repo.transforms import customer_request_features
 
-    return request_time_features(inputs)
+    return customer_request_features(inputs)
+
+
+@on_demand_feature_view(
+    sources=[payment_request, terminal_labels],
+    schema=[
+        # Payments in (t - delay - w, t - delay] and their fraud share (0 when none).
+        Field(name="terminal_id_nb_tx_1day_window", dtype=Int64),
+        Field(name="terminal_id_risk_1day_window", dtype=Float64),
+        Field(name="terminal_id_nb_tx_7day_window", dtype=Int64),
+        Field(name="terminal_id_risk_7day_window", dtype=Float64),
+        Field(name="terminal_id_nb_tx_30day_window", dtype=Int64),
+        Field(name="terminal_id_risk_30day_window", dtype=Float64),
+    ],
+    mode="pandas",
+    tags={
+        "freshness": "request time",
+        "description:terminal_id_nb_tx_1day_window": "terminal's payments, 1 day before the label delay",
+        "description:terminal_id_risk_1day_window": "terminal's known fraud share, 1 day",
+        "description:terminal_id_nb_tx_7day_window": "terminal's payments, 7 days before the label delay",
+        "description:terminal_id_risk_7day_window": "terminal's known fraud share, 7 days",
+        "description:terminal_id_nb_tx_30day_window": "terminal's payments, 30 days before the label delay",
+        "description:terminal_id_risk_30day_window": "terminal's known fraud share, 30 days",
+    },
+)
+def terminal_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    from feature_repo.transforms import configured_label_delay_days, terminal_request_features
+
+    return terminal_request_features(inputs, configured_label_delay_days())
 
 
 # --- Feature services ---------------------------------------------------------------
 
 fraud_detection_v1 = FeatureService(
     name="fraud_detection_v1",
-    features=[customer_spending, terminal_risk, device_profile, transaction_request_features],
-    description="Inputs of the transaction fraud model.",
+    features=[customer_state, terminal_labels, device_profile,
+              customer_payment_features, terminal_payment_features],
+    description="Inputs of the payment fraud model (list-valued state is not a model input).",
     tags={"consumer": "fraud-scorer"},
+)
+
+# The card-limit team's view of a customer: the same views, no copied definition.
+customer_risk_profile_v1 = FeatureService(
+    name="customer_risk_profile_v1",
+    features=[
+        customer_payment_features[[
+            "customer_id_nb_tx_1day_window", "customer_id_avg_amount_1day_window",
+            "customer_id_nb_tx_7day_window", "customer_id_avg_amount_7day_window",
+            "customer_id_nb_tx_30day_window", "customer_id_avg_amount_30day_window",
+            "seconds_since_previous_tx",
+        ]],
+    ],
+    description="Customer spending profile as of a time, for card-limit decisions.",
+    tags={"consumer": "card-limits"},
 )

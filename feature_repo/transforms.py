@@ -1,221 +1,354 @@
 """Every feature transform of the platform, in one module.
 
-The offline tables (written by `pipeline.py`, read by Feast for training and
-materialisation) and the request-time features (run by Feast's on-demand view, for
-training and serving alike) are computed here and nowhere else.
+Training and serving both read features through Feast; what Feast stores and what
+its on-demand views compute is defined here and nowhere else.
 
-Batch features are daily snapshots: the row stamped at midnight starting day D holds
-what was known at that moment, i.e. transactions of days strictly before D, and
-labels of transactions at least `label_delay_days` before D. A transaction at time t
-on day D is joined (point in time) to the snapshot of D, so it never sees itself,
-anything later, or a label younger than the delay.
+Stored state (offline tables, and the online store):
+- customer state: after each payment of a customer, its payments of the last 30 days
+  (times, amounts, device hashes), stamped 1 microsecond after the payment, so the
+  payment itself never sees the row it wrote, and the next payment does.
+- terminal labels: after each labelled payment on a terminal, the terminal's payments
+  of the 30 days up to it with their labels, stamped when that label becomes known
+  (payment time + label delay), so no label younger than the delay is ever visible.
+- device profile: daily snapshot of customers seen on a device and its age.
+
+Request-time features (Feast on-demand views) turn that state plus the payment being
+scored into the Handbook's windows: for windows of 1, 7 and 30 days, the customer's
+payments in (t - w, t] with the current one included, and the terminal's payments in
+(t - delay - w, t - delay] with their fraud share.
 """
 
 from __future__ import annotations
 
+import functools
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 WINDOWS_DAYS: tuple[int, ...] = (1, 7, 30)
-DAY = pd.Timedelta(days=1)
-MISSING_DEVICE = ""  # join key used when a transaction carries no device id
+STATE_DAYS = max(WINDOWS_DAYS)
+DAY_S = 86_400
+STATE_STAMP_OFFSET = pd.Timedelta(microseconds=1)
+MISSING_DEVICE = ""  # join key used when a payment carries no device id
+NO_DEVICE_HASH = 0
 
+CUSTOMER_STATE_COLUMNS = ("recent_tx_epoch_seconds", "recent_tx_amounts", "recent_tx_device_hashes")
+TERMINAL_STATE_COLUMNS = ("labelled_tx_epoch_seconds", "labelled_tx_frauds")
+
+
+def device_hash(device_id: str | None) -> int:
+    """A stable 32-bit hash of a device id (0 for none); state keeps hashes, not strings."""
+    if not device_id:
+        return NO_DEVICE_HASH
+    return zlib.crc32(device_id.encode("utf-8")) or 1
+
+
+def epoch_seconds(when: pd.Series) -> np.ndarray:
+    """UTC timestamps as integer seconds (the resolution every window works at)."""
+    stamps = pd.to_datetime(when, utc=True)
+    return (stamps.astype("datetime64[ns, UTC]").astype(np.int64) // 1_000_000_000).to_numpy()
+
+
+# --- Stored state: offline tables ----------------------------------------------------
 
 @dataclass(frozen=True)
-class DayGrid:
-    """The days a table spans: day 0 is the first transaction's UTC day."""
+class _Trailing:
+    """For each row of a key-then-time sorted frame, the start of its trailing window."""
 
-    day0: pd.Timestamp
-    n_days: int
+    order: np.ndarray  # positions that sort the input by (key, time)
+    start: np.ndarray  # per sorted row: first sorted position inside (t - window, t]
 
     @classmethod
-    def of(cls, tx_datetime: pd.Series) -> "DayGrid":
-        day0 = tx_datetime.min().floor("D")
-        last = tx_datetime.max().floor("D")
-        return cls(day0=day0, n_days=int((last - day0) / DAY) + 1)
+    def of(cls, keys: np.ndarray, seconds: np.ndarray, window_s: int) -> "_Trailing":
+        order = np.lexsort((seconds, keys))
+        k, s = keys[order], seconds[order]
+        # One sortable number per row: key in the high bits, time in the low 34 bits.
+        composite = (k.astype(np.int64) << 34) + (s - s.min())
+        start = np.searchsorted(composite, composite - window_s, side="right")
+        return cls(order=order, start=start)
 
-    def day_index(self, tx_datetime: pd.Series) -> np.ndarray:
-        return ((tx_datetime - self.day0) // DAY).to_numpy(dtype=np.int64)
-
-    def snapshot_times(self, snapshot_days: np.ndarray) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.day0 + pd.to_timedelta(snapshot_days, unit="D"))
-
-
-def _prefix_sums(codes: np.ndarray, days: np.ndarray, weights: np.ndarray | None,
-                 n_entities: int, n_days: int) -> np.ndarray:
-    """P[e, k] = sum of `weights` of entity e over days < k (shape n_entities x n_days + 1)."""
-    flat = np.bincount(codes * n_days + days, weights=weights, minlength=n_entities * n_days)
-    per_day = flat.reshape(n_entities, n_days)
-    prefix = np.zeros((n_entities, n_days + 1), dtype=np.float64)
-    np.cumsum(per_day, axis=1, out=prefix[:, 1:])
-    return prefix
+    def list_array(self, values: np.ndarray, pa_type: pa.DataType,
+                   rows: slice = slice(None)) -> pa.ListArray:
+        """Per row, the values of its window (itself included), as an Arrow list column."""
+        start = self.start[rows]
+        end = np.arange(len(self.start))[rows] + 1
+        lengths = end - start
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.repeat(start - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[self.order][flat], type=pa_type))
 
 
-def _window_total(prefix: np.ndarray, end_day: np.ndarray, window: int) -> np.ndarray:
-    """Totals over days [end_day - window, end_day) for every entity and snapshot day."""
-    hi = np.clip(end_day, 0, prefix.shape[1] - 1)
-    lo = np.clip(end_day - window, 0, prefix.shape[1] - 1)
-    return prefix[:, hi] - prefix[:, lo]
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for begin in range(0, n, size):
+        yield slice(begin, min(begin + size, n))
 
 
-def customer_spending_table(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Daily customer snapshots: number of transactions and average amount over 1/7/30 days.
-
-    One row per customer and day D (the day after the first transaction through the
-    day after the last), covering transactions of days [D - w, D).
-    """
-    grid = DayGrid.of(transactions["tx_datetime"])
-    codes, customers = pd.factorize(transactions["customer_id"], sort=True)
-    days = grid.day_index(transactions["tx_datetime"])
-    n = len(customers)
-    counts = _prefix_sums(codes, days, None, n, grid.n_days)
-    amounts = _prefix_sums(codes, days, transactions["tx_amount"].to_numpy(), n, grid.n_days)
-    snapshot_days = np.arange(1, grid.n_days + 1)
-    table = _entity_day_frame("customer_id", np.asarray(customers), grid, snapshot_days)
-    for w in WINDOWS_DAYS:
-        nb = _window_total(counts, snapshot_days, w)
-        total = _window_total(amounts, snapshot_days, w)
-        avg = np.divide(total, nb, out=np.zeros_like(total), where=nb > 0)
-        table[f"customer_id_nb_tx_{w}day_window"] = nb.ravel().astype(np.int64)
-        table[f"customer_id_avg_amount_{w}day_window"] = np.round(avg.ravel(), 6)
-    return table
+def customer_state_batches(transactions: pd.DataFrame, batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+    """Customer state rows, one per payment, as Arrow batches (bounded memory at any size)."""
+    seconds = epoch_seconds(transactions["tx_datetime"])
+    trailing = _Trailing.of(transactions["customer_id"].to_numpy(np.int64), seconds, STATE_DAYS * DAY_S)
+    hashes = device_hashes(transactions)
+    stamps = pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us") + STATE_STAMP_OFFSET
+    customers = transactions["customer_id"].to_numpy(np.int64)[trailing.order]
+    stamp_values = stamps.to_numpy()[trailing.order]
+    amounts = transactions["tx_amount"].to_numpy(np.float64)
+    for rows in _batches(len(transactions), batch_rows):
+        yield pa.RecordBatch.from_arrays([
+            pa.array(customers[rows]),
+            pa.array(stamp_values[rows], type=pa.timestamp("us", tz="UTC")),
+            trailing.list_array(seconds, pa.int64(), rows),
+            trailing.list_array(amounts, pa.float64(), rows),
+            trailing.list_array(hashes, pa.int64(), rows),
+        ], names=["customer_id", "event_timestamp", *CUSTOMER_STATE_COLUMNS])
 
 
-def terminal_risk_table(transactions: pd.DataFrame, label_delay_days: int) -> pd.DataFrame:
-    """Daily terminal snapshots: transactions and fraud share over 1/7/30 days, behind the label delay.
+def terminal_state_batches(transactions: pd.DataFrame, label_delay_days: int,
+                           batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+    """Terminal label rows, one per labelled payment, stamped when its label becomes known."""
+    labelled = transactions
+    if "is_fraud" not in labelled.columns:
+        return
+    labelled = labelled[labelled["is_fraud"].notna()]
+    seconds = epoch_seconds(labelled["tx_datetime"])
+    trailing = _Trailing.of(labelled["terminal_id"].to_numpy(np.int64), seconds, STATE_DAYS * DAY_S)
+    stamps = (pd.to_datetime(labelled["tx_datetime"], utc=True).dt.floor("us")
+              + pd.Timedelta(days=label_delay_days))
+    terminals = labelled["terminal_id"].to_numpy(np.int64)[trailing.order]
+    stamp_values = stamps.to_numpy()[trailing.order]
+    frauds = labelled["is_fraud"].to_numpy(np.int64)
+    for rows in _batches(len(labelled), batch_rows):
+        yield pa.RecordBatch.from_arrays([
+            pa.array(terminals[rows]),
+            pa.array(stamp_values[rows], type=pa.timestamp("us", tz="UTC")),
+            trailing.list_array(seconds, pa.int64(), rows),
+            trailing.list_array(frauds, pa.int64(), rows),
+        ], names=["terminal_id", "event_timestamp", *TERMINAL_STATE_COLUMNS])
 
-    The snapshot of day D covers days [D - delay - w, D - delay): only labels at least
-    `label_delay_days` old are known then. Risk is 0 when the window has no transaction,
-    and missing when the data carries no labels at all.
-    """
-    grid = DayGrid.of(transactions["tx_datetime"])
-    codes, terminals = pd.factorize(transactions["terminal_id"], sort=True)
-    days = grid.day_index(transactions["tx_datetime"])
-    n = len(terminals)
-    counts = _prefix_sums(codes, days, None, n, grid.n_days)
-    labelled = "is_fraud" in transactions.columns
-    frauds = (_prefix_sums(codes, days, transactions["is_fraud"].to_numpy(np.float64), n, grid.n_days)
-              if labelled else None)
-    snapshot_days = np.arange(1, grid.n_days + 1)
-    known_until = snapshot_days - label_delay_days
-    table = _entity_day_frame("terminal_id", np.asarray(terminals), grid, snapshot_days)
-    for w in WINDOWS_DAYS:
-        nb = _window_total(counts, known_until, w)
-        table[f"terminal_id_nb_tx_{w}day_window"] = nb.ravel().astype(np.int64)
-        if frauds is None:
-            table[f"terminal_id_risk_{w}day_window"] = np.nan
-            continue
-        nb_fraud = _window_total(frauds, known_until, w)
-        risk = np.divide(nb_fraud, nb, out=np.zeros_like(nb_fraud), where=nb > 0)
-        table[f"terminal_id_risk_{w}day_window"] = np.round(risk.ravel(), 6)
-    return table
+
+def customer_state_schema() -> pa.Schema:
+    return pa.schema([("customer_id", pa.int64()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+                      ("recent_tx_epoch_seconds", pa.list_(pa.int64())),
+                      ("recent_tx_amounts", pa.list_(pa.float64())),
+                      ("recent_tx_device_hashes", pa.list_(pa.int64()))])
+
+
+def terminal_state_schema() -> pa.Schema:
+    return pa.schema([("terminal_id", pa.int64()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+                      ("labelled_tx_epoch_seconds", pa.list_(pa.int64())),
+                      ("labelled_tx_frauds", pa.list_(pa.int64()))])
+
+
+def device_profile_schema() -> pa.Schema:
+    return pa.schema([("device_id", pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+                      ("device_nb_customers", pa.int64()), ("device_age_days", pa.int64())])
+
+
+def device_hashes(transactions: pd.DataFrame) -> np.ndarray:
+    if "device_id" not in transactions.columns:
+        return np.zeros(len(transactions), dtype=np.int64)
+    ids = transactions["device_id"]
+    codes, uniques = pd.factorize(ids, use_na_sentinel=True)
+    table = np.array([device_hash(u) for u in uniques] + [NO_DEVICE_HASH], dtype=np.int64)
+    return table[codes]  # the sentinel -1 picks the trailing NO_DEVICE_HASH
 
 
 def device_profile_table(transactions: pd.DataFrame) -> pd.DataFrame:
     """Daily device snapshots: distinct customers seen on the device, and its age in days.
 
-    A device gets rows from the day after it was first seen. Data without device
-    columns gives an empty table, so device features come out missing downstream.
+    The row stamped at 00:00 of day D counts what was seen on days before D; a device
+    gets rows from the day after it was first seen through the day after the last
+    payment. Data without device columns gives an empty table.
     """
-    columns = ["device_id", "event_timestamp", "device_nb_customers", "device_age_days"]
+    empty = pd.DataFrame({"device_id": pd.Series(dtype=object),
+                          "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+                          "device_nb_customers": pd.Series(dtype=np.int64),
+                          "device_age_days": pd.Series(dtype=np.int64)})
     if "device_id" not in transactions.columns:
-        return _empty_device_table(columns)
-    seen = transactions.loc[transactions["device_id"].notna(), ["device_id", "customer_id", "tx_datetime"]]
-    seen = seen[seen["device_id"] != MISSING_DEVICE]
+        return empty
+    seen = transactions.loc[transactions["device_id"].notna() & (transactions["device_id"] != MISSING_DEVICE),
+                            ["device_id", "customer_id", "tx_datetime"]]
     if seen.empty:
-        return _empty_device_table(columns)
-    grid = DayGrid.of(transactions["tx_datetime"])
-    seen = seen.assign(day=grid.day_index(seen["tx_datetime"]))
+        return empty
+    day0 = transactions["tx_datetime"].min().floor("D")
+    n_days = int((transactions["tx_datetime"].max().floor("D") - day0) / pd.Timedelta(days=1)) + 1
+    seen = seen.assign(day=((seen["tx_datetime"] - day0) // pd.Timedelta(days=1)).astype(np.int64))
     pairs = seen.groupby(["device_id", "customer_id"], sort=True)["day"].min().reset_index()
     codes, devices = pd.factorize(pairs["device_id"], sort=True)
     first_day = pairs.groupby(codes)["day"].min().to_numpy()
-    new_customers = _prefix_sums(codes, pairs["day"].to_numpy(), None, len(devices), grid.n_days)
-    # Rows from the day after first sight through the day after the last transaction.
-    lengths = grid.n_days - first_day
+    per_day = np.bincount(codes * n_days + pairs["day"].to_numpy(), minlength=len(devices) * n_days)
+    seen_before = np.zeros((len(devices), n_days + 1), dtype=np.int64)
+    np.cumsum(per_day.reshape(len(devices), n_days), axis=1, out=seen_before[:, 1:])
+    lengths = n_days - first_day
     device_code = np.repeat(np.arange(len(devices)), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     snapshot_day = first_day[device_code] + 1 + offsets
     return pd.DataFrame({
         "device_id": np.asarray(devices, dtype=object)[device_code],
-        "event_timestamp": grid.snapshot_times(snapshot_day),
-        "device_nb_customers": new_customers[device_code, snapshot_day].astype(np.int64),
+        "event_timestamp": pd.DatetimeIndex(day0 + pd.to_timedelta(snapshot_day, unit="D")).as_unit("us"),
+        "device_nb_customers": seen_before[device_code, snapshot_day],
         "device_age_days": (snapshot_day - first_day[device_code]).astype(np.int64),
     })
 
 
-def _empty_device_table(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({
-        "device_id": pd.Series(dtype=object),
-        "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-        "device_nb_customers": pd.Series(dtype=np.int64),
-        "device_age_days": pd.Series(dtype=np.int64),
-    })[columns]
+# --- Stored state: online updates ----------------------------------------------------
+
+def next_customer_state(state: dict[str, list], tx_epoch_seconds: int, tx_amount: float,
+                        tx_device_hash: int) -> dict[str, list]:
+    """The customer state after one more payment: the online twin of `customer_state_batches`."""
+    times = list(state.get("recent_tx_epoch_seconds") or [])
+    amounts = list(state.get("recent_tx_amounts") or [])
+    hashes = list(state.get("recent_tx_device_hashes") or [])
+    keep = [i for i, t in enumerate(times) if t > tx_epoch_seconds - STATE_DAYS * DAY_S]
+    return {
+        "recent_tx_epoch_seconds": [int(times[i]) for i in keep] + [int(tx_epoch_seconds)],
+        "recent_tx_amounts": [float(amounts[i]) for i in keep] + [float(tx_amount)],
+        "recent_tx_device_hashes": [int(hashes[i]) for i in keep] + [int(tx_device_hash)],
+    }
 
 
-def _entity_day_frame(key: str, entities: np.ndarray, grid: DayGrid,
-                      snapshot_days: np.ndarray) -> pd.DataFrame:
-    """Entity x snapshot-day frame in entity-major order (matches `.ravel()` of the matrices)."""
-    return pd.DataFrame({
-        key: np.repeat(entities, len(snapshot_days)).astype(np.int64),
-        "event_timestamp": grid.snapshot_times(np.tile(snapshot_days, len(entities))),
-    })
+# --- Request-time features (on-demand views) -----------------------------------------
+
+@dataclass(frozen=True)
+class _Ragged:
+    """List-valued column flattened: values, and for each value the row it belongs to."""
+
+    values: np.ndarray
+    row: np.ndarray
+
+    @classmethod
+    def of(cls, column: pd.Series, dtype: type) -> "_Ragged":
+        lists = [np.asarray(v if v is not None and not _is_nan(v) else [], dtype=dtype) for v in column]
+        lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
+        values = np.concatenate(lists) if lists and lengths.sum() else np.zeros(0, dtype=dtype)
+        return cls(values=values, row=np.repeat(np.arange(len(lists)), lengths))
+
+    def total(self, n: int, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        w = mask.astype(np.float64) if weights is None else np.where(mask, weights, 0.0)
+        return np.bincount(self.row, weights=w, minlength=n)
 
 
-# Request-time features -------------------------------------------------------------
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and np.isnan(value)
 
-def request_time_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    """Features of the transaction itself, computed at request time (Feast on-demand view).
 
-    `inputs` holds the request fields (`tx_amount`, `tx_epoch_seconds`) and the
-    customer's 30-day average amount from the batch snapshot.
+def customer_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    """Customer windows and payment features, from the customer state and the request.
+
+    Windows are (t - w, t] with the current payment included, as in the Handbook; the
+    state holds the payments before it. A customer without state counts one payment.
     """
-    when = pd.to_datetime(inputs["tx_epoch_seconds"].astype(np.int64), unit="s", utc=True)
-    amount = inputs["tx_amount"].astype(np.float64)
-    avg = pd.to_numeric(inputs["customer_id_avg_amount_30day_window"], errors="coerce").astype(np.float64)
-    ratio = np.where(avg > 0, amount / avg.where(avg > 0, 1.0), np.nan)
-    return pd.DataFrame({
-        "amount": amount.to_numpy(),
-        "tx_hour": when.dt.hour.astype(np.int64).to_numpy(),
-        "tx_during_weekend": (when.dt.weekday >= 5).astype(np.int64).to_numpy(),
-        "tx_during_night": (when.dt.hour <= 6).astype(np.int64).to_numpy(),
-        "amount_over_customer_avg_30day": np.round(ratio, 6),
-    }, index=inputs.index)
+    n = len(inputs)
+    t = inputs["tx_epoch_seconds"].to_numpy(np.int64)
+    amount = inputs["tx_amount"].to_numpy(np.float64)
+    times = _Ragged.of(inputs["recent_tx_epoch_seconds"], np.int64)
+    amounts = _Ragged.of(inputs["recent_tx_amounts"], np.float64).values
+    hashes = _Ragged.of(inputs["recent_tx_device_hashes"], np.int64).values
+    t_row = t[times.row]
+    before = times.values < t_row  # state is strictly before the payment, by construction
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS_DAYS:
+        inside = before & (times.values > t_row - w * DAY_S)
+        count = times.total(n, inside) + 1
+        total = times.total(n, inside, amounts) + amount
+        out[f"customer_id_nb_tx_{w}day_window"] = count.astype(np.int64)
+        out[f"customer_id_avg_amount_{w}day_window"] = np.round(total / count, 6)
+    in_30d = before & (times.values > t_row - STATE_DAYS * DAY_S)
+    history = times.total(n, in_30d)
+    avg_before = np.divide(times.total(n, in_30d, amounts), history, out=np.full(n, np.nan), where=history > 0)
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, times.row[before], times.values[before])
+    when = pd.to_datetime(t, unit="s", utc=True)
+    hour = when.hour.to_numpy()
+    request_hash = inputs["device_hash"].to_numpy(np.int64)
+    same_device = in_30d & (hashes == request_hash[times.row])
+    out.update({
+        "amount": amount,
+        "tx_during_weekend": (when.weekday.to_numpy() >= 5).astype(np.int64),
+        "tx_during_night": (hour <= 6).astype(np.int64),
+        "amount_over_customer_avg_30day": np.round(amount / np.where(avg_before > 0, avg_before, np.nan), 6),
+        "seconds_since_previous_tx": np.where(last >= 0, t - last, np.nan),
+        "hour_gap_from_customer_usual": _hour_gap(hour, times, in_30d, n),
+        "device_used_by_customer_30day": np.where(
+            request_hash == NO_DEVICE_HASH, np.nan, (times.total(n, same_device) > 0).astype(np.float64)),
+    })
+    return pd.DataFrame(out, index=inputs.index)
 
+
+def _hour_gap(hour: np.ndarray, times: _Ragged, mask: np.ndarray, n: int) -> np.ndarray:
+    """Circular distance in hours between the payment and the customer's mean payment hour."""
+    angle = (times.values % DAY_S) / DAY_S * 2 * np.pi
+    x, y = times.total(n, mask, np.cos(angle)), times.total(n, mask, np.sin(angle))
+    usual = (np.arctan2(y, x) / (2 * np.pi) * 24) % 24
+    gap = np.abs(hour + 0.5 - usual)
+    gap = np.minimum(gap, 24 - gap)
+    return np.round(np.where(times.total(n, mask) > 0, gap, np.nan), 6)
+
+
+def terminal_request_features(inputs: pd.DataFrame, label_delay_days: int) -> pd.DataFrame:
+    """Terminal windows behind the label delay: payments in (t - d - w, t - d] and their fraud share."""
+    n = len(inputs)
+    known_until = inputs["tx_epoch_seconds"].to_numpy(np.int64) - label_delay_days * DAY_S
+    times = _Ragged.of(inputs["labelled_tx_epoch_seconds"], np.int64)
+    frauds = _Ragged.of(inputs["labelled_tx_frauds"], np.int64).values.astype(np.float64)
+    edge = known_until[times.row]
+    out: dict[str, np.ndarray] = {}
+    for w in WINDOWS_DAYS:
+        inside = (times.values <= edge) & (times.values > edge - w * DAY_S)
+        count = times.total(n, inside)
+        fraud = times.total(n, inside, frauds)
+        out[f"terminal_id_nb_tx_{w}day_window"] = count.astype(np.int64)
+        out[f"terminal_id_risk_{w}day_window"] = np.round(
+            np.divide(fraud, count, out=np.zeros(n), where=count > 0), 6)
+    return pd.DataFrame(out, index=inputs.index)
+
+
+# --- Entity rows: what both paths send to Feast ---------------------------------------
 
 def entity_frame(transactions: pd.DataFrame) -> pd.DataFrame:
-    """Entity rows for `get_historical_features`: join keys, request fields and the event time.
+    """Entity rows for `get_historical_features`: join keys, request fields, event time.
 
-    The online path builds the same row with `entity_row`; both produce the values the
-    on-demand view reads, so training and serving see identical inputs.
+    `entity_row` builds the same row for one online request.
     """
     device = (transactions["device_id"].fillna(MISSING_DEVICE).astype(str)
-              if "device_id" in transactions.columns else MISSING_DEVICE)
+              if "device_id" in transactions.columns else pd.Series(MISSING_DEVICE, index=transactions.index))
     return pd.DataFrame({
         "transaction_id": transactions["transaction_id"].to_numpy(),
         # Feast's DuckDB store joins at microsecond precision; finer stamps fail its cast.
-        "event_timestamp": pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us"),
-        "customer_id": transactions["customer_id"].astype(np.int64).to_numpy(),
-        "terminal_id": transactions["terminal_id"].astype(np.int64).to_numpy(),
-        "device_id": device,
-        "tx_amount": transactions["tx_amount"].astype(np.float64).to_numpy(),
-        "tx_epoch_seconds": _epoch_seconds(transactions["tx_datetime"]),
+        "event_timestamp": pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us").to_numpy(),
+        "customer_id": transactions["customer_id"].to_numpy(np.int64),
+        "terminal_id": transactions["terminal_id"].to_numpy(np.int64),
+        "device_id": device.to_numpy(),
+        "tx_amount": transactions["tx_amount"].to_numpy(np.float64),
+        "tx_epoch_seconds": epoch_seconds(transactions["tx_datetime"]),
+        "device_hash": device_hashes(transactions),
     })
 
 
 def entity_row(customer_id: int, terminal_id: int, device_id: str | None,
                tx_datetime: pd.Timestamp, tx_amount: float) -> dict[str, object]:
-    """One online entity row, the single-transaction twin of `entity_frame`."""
+    """One online entity row, the single-payment twin of `entity_frame`."""
     return {
         "customer_id": int(customer_id),
         "terminal_id": int(terminal_id),
         "device_id": device_id or MISSING_DEVICE,
         "tx_amount": float(tx_amount),
-        "tx_epoch_seconds": int(_epoch_seconds(pd.Series([tx_datetime]))[0]),
+        "tx_epoch_seconds": int(pd.Timestamp(tx_datetime).timestamp()),
+        "device_hash": device_hash(device_id),
     }
 
 
-def _epoch_seconds(when: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(when, utc=True)
-    return (stamps.astype("datetime64[ns, UTC]").astype(np.int64) // 1_000_000_000).to_numpy()
+def configured_label_delay_days() -> int:
+    """LABEL_DELAY from the settings, read once per process (the on-demand view runs per request)."""
+    return _label_delay_days()
+
+
+@functools.cache
+def _label_delay_days() -> int:
+    from data.settings import Settings
+
+    return Settings().label_delay_days

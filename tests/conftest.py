@@ -1,7 +1,9 @@
 """Shared fixtures: a real Redis (its own db), a private data dir, real Feast, MLflow and HTTP.
 
-The test session never touches the demo's data: FRAUD_DATA_DIR points at a temporary
-folder and REDIS_URL at db 15 (override with FRAUD_TEST_REDIS_URL), flushed before and after.
+The test session never touches the demo's data nor another test run's: FRAUD_DATA_DIR
+points at a temporary folder, and REDIS_URL at a db number the session claims with a lock
+key (from db 15 down to db 8), flushed before and after. FRAUD_TEST_REDIS_URL names the
+server (default redis://127.0.0.1:6379).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pandas as pd
 import pytest
 import redis
 
-TEST_REDIS_URL = os.environ.get("FRAUD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_REDIS_SERVER = os.environ.get("FRAUD_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+TEST_DBS = range(15, 7, -1)
+LOCK_KEY = "fraud:test-run-lock"
 SIM_START = date(2024, 1, 1)
 
 
@@ -30,24 +34,35 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def test_environment(data_dir: Path) -> Iterator[None]:
-    """Point every component at the test Redis db and data dir; fail loudly if Redis is down."""
-    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError as error:
-        pytest.exit(f"no Redis answers at {TEST_REDIS_URL}: start redis-server ({error})", returncode=3)
+    """Point every component at a claimed Redis db and the data dir; fail loudly if Redis is down."""
+    client, url = _claim_redis_db()
     saved = {k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI")}
-    os.environ.update({"FRAUD_DATA_DIR": str(data_dir), "REDIS_URL": TEST_REDIS_URL})
+    os.environ.update({"FRAUD_DATA_DIR": str(data_dir), "REDIS_URL": url})
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    client.flushdb()
     yield
-    client.flushdb()
+    client.flushdb()  # also releases the claim
     client.close()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def _claim_redis_db() -> tuple[redis.Redis, str]:
+    """The first test db no other run holds: flushed, then marked as ours for up to 2 hours."""
+    for db in TEST_DBS:
+        client = redis.Redis.from_url(f"{TEST_REDIS_SERVER}/{db}", socket_connect_timeout=2)
+        try:
+            claimed = client.set(LOCK_KEY, os.getpid(), nx=True, ex=7200)
+        except redis.ConnectionError as error:
+            pytest.exit(f"no Redis answers at {TEST_REDIS_SERVER}: start redis-server ({error})", returncode=3)
+        if claimed:
+            client.flushdb()
+            client.set(LOCK_KEY, os.getpid(), ex=7200)
+            return client, f"{TEST_REDIS_SERVER}/{db}"
+        client.close()
+    pytest.exit(f"every test db ({TEST_DBS.start} to {TEST_DBS.stop + 1}) is held by another run", returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +111,7 @@ def online_until(feature_store, transactions) -> pd.Timestamp:
     from feature_repo.store import materialize
 
     last_day = transactions["tx_datetime"].max().floor("D")
-    materialize(feature_store, (last_day - pd.Timedelta(days=3)).to_pydatetime(), last_day.to_pydatetime())
+    materialize(feature_store, (last_day - pd.Timedelta(days=40)).to_pydatetime(), last_day.to_pydatetime())
     return last_day
 
 
@@ -129,3 +144,17 @@ def scorer_url(settings, trained_model, online_until) -> Iterator[str]:
 def http(scorer_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=scorer_url, timeout=10) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def http_session(scorer_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=scorer_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def live_customers(transactions, online_until) -> list[int]:
+    """Customers paying on the last day, sorted. Scoring pushes their online state, so tests
+    that replay history take them from the front and tests that probe take them from the back."""
+    live = transactions[transactions["tx_datetime"] >= online_until]
+    return sorted(live["customer_id"].unique().tolist())

@@ -6,7 +6,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from data.settings import Settings
-from feature_repo.store import service_feature_names
+from feature_repo.store import model_feature_names
 from training.dataset import build_training_set, feature_matrix
 from training.models import ModelKind, fit_scorer
 from training.protocol import evaluate_scores, handbook_split
@@ -18,7 +18,7 @@ def evaluate_handbook(settings: Settings, store: FeatureStore, transactions: pd.
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); evaluation needs labelled data")
     service = store.get_feature_service(settings.feature_service)
-    names = service_feature_names(store, service)
+    names = model_feature_names(store, service)
     split = handbook_split(transactions, train_start.date(), delay_days=settings.label_delay_days)
     train_set = build_training_set(store, service, split.train)
     test_set = build_training_set(store, service, split.test)

@@ -8,7 +8,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from data.settings import Settings
-from feature_repo.store import service_feature_names
+from feature_repo.store import model_feature_names
 from training.dataset import build_training_set, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Split, evaluate_scores
@@ -51,7 +51,7 @@ def train_and_register(settings: Settings, store: FeatureStore, transactions: pd
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); training needs labelled data")
     service = store.get_feature_service(settings.feature_service)
-    names = service_feature_names(store, service)
+    names = model_feature_names(store, service)
     split = holdout_split(transactions, settings.label_delay_days)
     train_set = build_training_set(store, service, split.train)
     test_set = build_training_set(store, service, split.test)

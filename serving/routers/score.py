@@ -1,6 +1,6 @@
-"""POST /score: one transaction in, a risk score, decision and reasons out."""
+"""POST /score: one payment in, a risk score, decision and reasons out."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
 from serving.deps import ScorerDep
 from serving.schemas import ScoreResponse, Transaction
@@ -9,5 +9,8 @@ router = APIRouter(tags=["scoring"])
 
 
 @router.post("/score", response_model=ScoreResponse)
-def score(transaction: Transaction, scorer: ScorerDep) -> ScoreResponse:
-    return scorer.score(transaction)
+def score(transaction: Transaction, scorer: ScorerDep, background: BackgroundTasks) -> ScoreResponse:
+    scored = scorer.score(transaction)
+    # The state push and the event run after the answer is sent, off the request path.
+    background.add_task(scorer.record, scored)
+    return scored.response

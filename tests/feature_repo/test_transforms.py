@@ -1,18 +1,24 @@
-"""Exact feature values on hand-built histories: windows, label delay, request-time features."""
+"""The transforms on their own: state tables, the online state update, request-time features."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from feature_repo.transforms import (
-    customer_spending_table,
+    NO_DEVICE_HASH,
+    STATE_STAMP_OFFSET,
+    customer_request_features,
+    customer_state_batches,
+    device_hash,
     device_profile_table,
     entity_frame,
     entity_row,
-    request_time_features,
-    terminal_risk_table,
+    next_customer_state,
+    terminal_request_features,
+    terminal_state_batches,
 )
 
 T0 = pd.Timestamp("2024-03-01", tz="UTC")  # a Friday
@@ -28,96 +34,125 @@ def tx(rows: list[tuple[float, int, int, float, int]], device: list[str | None] 
     return frame
 
 
-def snapshot(table: pd.DataFrame, key: str, entity: int | str, day: int) -> pd.Series:
-    at = T0 + pd.Timedelta(days=day)
-    row = table[(table[key] == entity) & (table["event_timestamp"] == at)]
-    assert len(row) == 1, f"expected one snapshot of {entity} at day {day}"
-    return row.iloc[0]
+def table(batches) -> pd.DataFrame:
+    return pa.Table.from_batches(list(batches)).to_pandas()
 
 
-def test_customer_snapshot_covers_only_days_before_it() -> None:
-    history = tx([(0.5, 1, 9, 10.00, 0), (1.25, 1, 9, 20.00, 0), (1.75, 1, 9, 40.50, 0), (2.5, 1, 9, 99.99, 0)])
-    table = customer_spending_table(history)
-    day2 = snapshot(table, "customer_id", 1, 2)  # sees days 0 and 1, not the payment on day 2
-    assert day2["customer_id_nb_tx_1day_window"] == 2
-    assert day2["customer_id_avg_amount_1day_window"] == pytest.approx(30.25, abs=1e-9)
-    assert day2["customer_id_nb_tx_7day_window"] == 3
-    assert day2["customer_id_avg_amount_7day_window"] == pytest.approx(23.50, abs=1e-9)
-    first = snapshot(table, "customer_id", 1, 1)
-    assert first["customer_id_nb_tx_30day_window"] == 1
-    assert first["customer_id_avg_amount_30day_window"] == pytest.approx(10.00, abs=1e-9)
+def seconds(day: float) -> int:
+    return int((T0 + pd.Timedelta(days=day)).timestamp())
 
 
-def test_customer_window_drops_days_that_slid_out() -> None:
-    history = tx([(0.5, 1, 9, 10.00, 0), (8.5, 1, 9, 30.00, 0), (9.5, 2, 9, 1.00, 0)])
-    table = customer_spending_table(history)
-    day9 = snapshot(table, "customer_id", 1, 9)  # 7-day window = days 2..8: only the day-8 payment
-    assert day9["customer_id_nb_tx_7day_window"] == 1
-    assert day9["customer_id_avg_amount_7day_window"] == pytest.approx(30.00, abs=1e-9)
-    assert day9["customer_id_nb_tx_30day_window"] == 2
-    assert day9["customer_id_avg_amount_30day_window"] == pytest.approx(20.00, abs=1e-9)
-    quiet = snapshot(table, "customer_id", 2, 5)  # no payment yet: zero count, zero average
-    assert quiet["customer_id_nb_tx_30day_window"] == 0
-    assert quiet["customer_id_avg_amount_30day_window"] == 0.0
+def test_customer_state_row_holds_the_payment_and_is_stamped_after_it() -> None:
+    history = tx([(0.5, 1, 9, 10.0, 0), (31.0, 1, 9, 20.0, 0), (31.25, 1, 9, 30.0, 0), (1.0, 2, 9, 5.0, 0)],
+                 device=["a", "b", None, "a"])
+    state = table(customer_state_batches(history)).sort_values("event_timestamp")
+    last = state[state["customer_id"] == 1].iloc[-1]
+    assert last["event_timestamp"] == T0 + pd.Timedelta(days=31.25) + STATE_STAMP_OFFSET
+    # The day-0.5 payment is more than 30 days before: it left the state.
+    assert list(last["recent_tx_epoch_seconds"]) == [seconds(31.0), seconds(31.25)]
+    assert list(last["recent_tx_amounts"]) == [20.0, 30.0]
+    assert list(last["recent_tx_device_hashes"]) == [device_hash("b"), NO_DEVICE_HASH]
+    assert len(state) == len(history)
 
 
-def test_terminal_risk_ignores_labels_younger_than_the_delay() -> None:
-    history = tx([(0.5, 1, 5, 10.0, 1), (1.5, 2, 5, 10.0, 0), (6.5, 3, 5, 10.0, 1), (9.5, 4, 6, 1.0, 0)])
-    table = terminal_risk_table(history, label_delay_days=7)
-    day8 = snapshot(table, "terminal_id", 5, 8)  # knows days [.., 1): only the day-0 fraud
-    assert day8["terminal_id_nb_tx_1day_window"] == 1
-    assert day8["terminal_id_risk_1day_window"] == pytest.approx(1.0)
-    assert day8["terminal_id_nb_tx_7day_window"] == 1
-    day9 = snapshot(table, "terminal_id", 5, 9)  # days [.., 2): fraud on day 0, legit on day 1
-    assert day9["terminal_id_nb_tx_7day_window"] == 2
-    assert day9["terminal_id_risk_7day_window"] == pytest.approx(0.5)
-    assert day9["terminal_id_risk_1day_window"] == pytest.approx(0.0)  # day 1 alone: no fraud
-    day10 = snapshot(table, "terminal_id", 5, 10)  # the day-6 fraud is still inside the delay
-    assert day10["terminal_id_nb_tx_30day_window"] == 2
-    assert day10["terminal_id_risk_30day_window"] == pytest.approx(0.5)
+def test_online_state_update_equals_the_offline_state_row() -> None:
+    history = tx([(0.5, 1, 9, 10.0, 0), (20.0, 1, 9, 20.0, 0), (31.0, 1, 9, 30.0, 0)], device=["a", "a", "b"])
+    rows = table(customer_state_batches(history)).sort_values("event_timestamp").reset_index(drop=True)
+    previous = {k: list(rows.loc[1, k]) for k in ("recent_tx_epoch_seconds", "recent_tx_amounts",
+                                                  "recent_tx_device_hashes")}
+    online = next_customer_state(previous, seconds(31.0), 30.0, device_hash("b"))
+    for key, value in online.items():
+        assert value == list(rows.loc[2, key]), key
 
 
-def test_terminal_risk_is_missing_without_labels() -> None:
-    history = tx([(0.5, 1, 5, 10.0, 1), (9.5, 2, 5, 10.0, 0)]).drop(columns="is_fraud")
-    table = terminal_risk_table(history, label_delay_days=7)
-    assert table["terminal_id_risk_7day_window"].isna().all()
-    assert snapshot(table, "terminal_id", 5, 9)["terminal_id_nb_tx_7day_window"] == 1
+def test_terminal_label_rows_are_stamped_when_the_label_is_known() -> None:
+    history = tx([(0.5, 1, 5, 10.0, 1), (2.0, 2, 5, 10.0, 0)])
+    labels = table(terminal_state_batches(history, label_delay_days=7)).sort_values("event_timestamp")
+    assert list(labels["event_timestamp"]) == [T0 + pd.Timedelta(days=7.5), T0 + pd.Timedelta(days=9)]
+    assert list(labels.iloc[-1]["labelled_tx_frauds"]) == [1, 0]
+
+
+def test_terminal_label_table_is_empty_without_labels() -> None:
+    assert list(terminal_state_batches(tx([(0.5, 1, 5, 10.0, 1)]).drop(columns="is_fraud"), 7)) == []
+
+
+def request(t: float, amount: float, times: list[float], amounts: list[float],
+            hashes: list[int] | None = None, device: int = NO_DEVICE_HASH) -> dict:
+    return {"tx_epoch_seconds": seconds(t), "tx_amount": amount, "device_hash": device,
+            "recent_tx_epoch_seconds": [seconds(d) for d in times], "recent_tx_amounts": amounts,
+            "recent_tx_device_hashes": hashes or [NO_DEVICE_HASH] * len(times)}
+
+
+def test_customer_windows_include_the_current_payment_and_slide() -> None:
+    inputs = pd.DataFrame([request(10.5, 30.0, [2.0, 9.75, 10.0], [5.0, 10.0, 20.0])])
+    out = customer_request_features(inputs).iloc[0]
+    assert out["customer_id_nb_tx_1day_window"] == 3  # 9.75, 10.0 and the payment itself
+    assert out["customer_id_avg_amount_1day_window"] == pytest.approx(20.0)
+    assert out["customer_id_nb_tx_7day_window"] == 3  # day 2.0 is 8.5 days back
+    assert out["customer_id_nb_tx_30day_window"] == 4
+    assert out["customer_id_avg_amount_30day_window"] == pytest.approx(16.25)
+    assert out["amount_over_customer_avg_30day"] == pytest.approx(30.0 / (35.0 / 3), abs=1e-6)
+    assert out["seconds_since_previous_tx"] == pytest.approx(0.5 * 86400)
+
+
+def test_customer_without_state_counts_one_payment() -> None:
+    inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(1.0), "tx_amount": 12.5, "device_hash": 7,
+                            "recent_tx_epoch_seconds": None, "recent_tx_amounts": None,
+                            "recent_tx_device_hashes": None}])
+    out = customer_request_features(inputs).iloc[0]
+    assert out["customer_id_nb_tx_30day_window"] == 1
+    assert out["customer_id_avg_amount_30day_window"] == pytest.approx(12.5)
+    assert np.isnan(out["amount_over_customer_avg_30day"])
+    assert np.isnan(out["seconds_since_previous_tx"])
+    assert out["device_used_by_customer_30day"] == 0.0
+
+
+def test_request_time_flags_and_device_history() -> None:
+    saturday_3am = 1.125  # T0 + 1 day is Saturday; 03:00
+    inputs = pd.DataFrame([
+        request(saturday_3am, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("a")),
+        request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("b")),
+        request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=NO_DEVICE_HASH),
+    ])
+    out = customer_request_features(inputs)
+    assert out["tx_during_weekend"].tolist() == [1, 0, 0]
+    assert out["tx_during_night"].tolist() == [1, 0, 0]
+    assert out["device_used_by_customer_30day"].iloc[0] == 1.0
+    assert out["device_used_by_customer_30day"].iloc[1] == 0.0
+    assert np.isnan(out["device_used_by_customer_30day"].iloc[2])
+    assert out["hour_gap_from_customer_usual"].iloc[1] == pytest.approx(6.5, abs=1e-6)  # 18:00 vs 12:00
+
+
+def test_terminal_windows_sit_behind_the_label_delay() -> None:
+    inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(10.0), "labelled_tx_epoch_seconds":
+                            [seconds(1.5), seconds(2.5), seconds(3.0), seconds(3.5)],
+                            "labelled_tx_frauds": [1, 0, 1, 1]}])
+    out = terminal_request_features(inputs, label_delay_days=7).iloc[0]
+    # Known up to day 3.0 inclusive: day 3.5 is younger than the delay.
+    assert out["terminal_id_nb_tx_1day_window"] == 2  # (2.0, 3.0]
+    assert out["terminal_id_risk_1day_window"] == pytest.approx(0.5)
+    assert out["terminal_id_nb_tx_7day_window"] == 3
+    assert out["terminal_id_risk_7day_window"] == pytest.approx(2 / 3, abs=1e-6)
 
 
 def test_device_profile_counts_customers_seen_before_the_day() -> None:
     history = tx([(0.5, 1, 5, 1.0, 0), (2.5, 2, 5, 1.0, 0), (2.7, 1, 5, 1.0, 0), (3.5, 3, 5, 1.0, 0)],
                  device=["dev-a", "dev-a", "dev-a", None])
-    table = device_profile_table(history)
-    assert set(table["device_id"]) == {"dev-a"}
-    assert snapshot(table, "device_id", "dev-a", 1)["device_nb_customers"] == 1
-    day3 = snapshot(table, "device_id", "dev-a", 3)
-    assert day3["device_nb_customers"] == 2
-    assert day3["device_age_days"] == 3
-    assert table["event_timestamp"].min() == T0 + pd.Timedelta(days=1)  # no row before first sight
+    profile = device_profile_table(history)
+    at = {row.event_timestamp: row for row in profile.itertuples()}
+    assert at[T0 + pd.Timedelta(days=1)].device_nb_customers == 1
+    assert at[T0 + pd.Timedelta(days=3)].device_nb_customers == 2
+    assert at[T0 + pd.Timedelta(days=3)].device_age_days == 3
+    assert min(at) == T0 + pd.Timedelta(days=1)  # no row before first sight
 
 
 def test_device_profile_is_empty_without_device_columns() -> None:
-    table = device_profile_table(tx([(0.5, 1, 5, 1.0, 0)]))
-    assert table.empty
-    assert list(table.columns) == ["device_id", "event_timestamp", "device_nb_customers", "device_age_days"]
-
-
-def test_request_time_features_flag_weekend_night_and_amount_ratio() -> None:
-    saturday_3am = int(pd.Timestamp("2024-03-02 03:00", tz="UTC").timestamp())
-    friday_noon = int(pd.Timestamp("2024-03-01 12:00", tz="UTC").timestamp())
-    inputs = pd.DataFrame({"tx_amount": [50.0, 12.5], "tx_epoch_seconds": [saturday_3am, friday_noon],
-                           "customer_id_avg_amount_30day_window": [25.0, None]})
-    out = request_time_features(inputs)
-    assert out["tx_during_weekend"].tolist() == [1, 0]
-    assert out["tx_during_night"].tolist() == [1, 0]
-    assert out["tx_hour"].tolist() == [3, 12]
-    assert out["amount_over_customer_avg_30day"].iloc[0] == pytest.approx(2.0)
-    assert np.isnan(out["amount_over_customer_avg_30day"].iloc[1])  # unknown customer: no ratio
+    assert device_profile_table(tx([(0.5, 1, 5, 1.0, 0)])).empty
 
 
 def test_online_entity_row_matches_offline_entity_frame() -> None:
-    history = tx([(0.123456, 7, 8, 12.34, 0)], device=[None])
+    history = tx([(0.123456, 7, 8, 12.34, 0)], device=["dev-x"])
     offline = entity_frame(history).iloc[0]
-    online = entity_row(7, 8, None, history["tx_datetime"].iloc[0].to_pydatetime(), 12.34)
+    online = entity_row(7, 8, "dev-x", history["tx_datetime"].iloc[0].to_pydatetime(), 12.34)
     for key, value in online.items():
         assert offline[key] == value, key

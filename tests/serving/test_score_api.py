@@ -6,17 +6,23 @@ import pandas as pd
 import pytest
 
 
-def payload(transactions: pd.DataFrame, since: pd.Timestamp, **overrides) -> dict:
-    tx = transactions[transactions["tx_datetime"] >= since].iloc[0]
+@pytest.fixture(scope="module")
+def probe(transactions, online_until, live_customers) -> pd.Series:
+    """A live-day payment of a customer the parity replay does not use (scoring pushes state)."""
+    live = transactions[transactions["tx_datetime"] >= online_until]
+    return live[live["customer_id"] == live_customers[-1]].iloc[0]
+
+
+def payload(tx: pd.Series, **overrides) -> dict:
     body = {"transaction_id": "t-1", "tx_datetime": tx["tx_datetime"].isoformat(),
             "customer_id": int(tx["customer_id"]), "terminal_id": int(tx["terminal_id"]),
             "tx_amount": float(tx["tx_amount"]), "device_id": tx["device_id"]}
     return {**body, **overrides}
 
 
-def test_score_returns_score_decision_reasons_and_model_version(http, transactions, online_until,
+def test_score_returns_score_decision_reasons_and_model_version(http, probe,
                                                                   trained_model, settings) -> None:
-    response = http.post("/score", json=payload(transactions, online_until))
+    response = http.post("/score", json=payload(probe))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["transaction_id"] == "t-1"
@@ -29,22 +35,21 @@ def test_score_returns_score_decision_reasons_and_model_version(http, transactio
         assert reason["contribution"] > 0 and reason["description"]
 
 
-def test_score_decision_follows_thresholds(http, transactions, online_until, settings) -> None:
+def test_score_decision_follows_thresholds(http, probe, settings) -> None:
     # A fraud of scenario 1 (amount far above 220) must at least be reviewed.
-    body = http.post("/score", json=payload(transactions, online_until, tx_amount=5000.0)).json()
+    body = http.post("/score", json=payload(probe, tx_amount=5000.0)).json()
     assert body["risk_score"] >= settings.review_threshold
     expected = "block" if body["risk_score"] >= settings.block_threshold else "review"
     assert body["decision"] == expected
     assert any(r["feature"] in {"amount", "amount_over_customer_avg_30day"} for r in body["reasons"])
 
 
-def test_score_of_unknown_customer_names_the_missing_features(http, transactions, online_until) -> None:
-    body = http.post("/score", json=payload(transactions, online_until, customer_id=987654321,
+def test_score_of_unknown_customer_names_the_missing_features(http, probe) -> None:
+    body = http.post("/score", json=payload(probe, customer_id=987654321,
                                             device_id="never-seen")).json()
     assert 0.0 <= body["risk_score"] <= 1.0
-    assert "customer_id_nb_tx_30day_window" in body["missing_features"]
-    assert "device_age_days" in body["missing_features"]
-    assert not any(name.startswith("terminal_id") for name in body["missing_features"])
+    assert {"recent_tx_epoch_seconds", "recent_tx_amounts", "device_age_days"} <= set(body["missing_features"])
+    assert not any(name.startswith("labelled_tx") for name in body["missing_features"])
 
 
 @pytest.mark.parametrize("field, value, problem", [
@@ -55,9 +60,9 @@ def test_score_of_unknown_customer_names_the_missing_features(http, transactions
     ("tx_datetime", "yesterday", "datetime"),
     ("terminal_id", None, "valid integer"),
 ])
-def test_score_rejects_wrongly_typed_or_invalid_fields(http, transactions, online_until,
+def test_score_rejects_wrongly_typed_or_invalid_fields(http, probe,
                                                        field, value, problem) -> None:
-    response = http.post("/score", json=payload(transactions, online_until, **{field: value}))
+    response = http.post("/score", json=payload(probe, **{field: value}))
     assert response.status_code == 422
     errors = response.json()["detail"]
     assert [e["field"] for e in errors] == [field]
@@ -65,24 +70,24 @@ def test_score_rejects_wrongly_typed_or_invalid_fields(http, transactions, onlin
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
-def test_score_rejects_non_finite_amount(http, transactions, online_until, literal) -> None:
-    body = payload(transactions, online_until, tx_amount=0.0)
+def test_score_rejects_non_finite_amount(http, probe, literal) -> None:
+    body = payload(probe, tx_amount=0.0)
     text = pd.io.json.ujson_dumps(body).replace('"tx_amount":0.0', f'"tx_amount":{literal}')
     response = http.post("/score", content=text, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["field"] == "tx_amount"
 
 
-def test_score_rejects_missing_field_and_names_it(http, transactions, online_until) -> None:
-    body = payload(transactions, online_until)
+def test_score_rejects_missing_field_and_names_it(http, probe) -> None:
+    body = payload(probe)
     del body["terminal_id"]
     response = http.post("/score", json=body)
     assert response.status_code == 422
     assert response.json()["detail"] == [{"field": "terminal_id", "problem": "Field required", "type": "missing"}]
 
 
-def test_score_rejects_a_label_in_the_request(http, transactions, online_until) -> None:
-    response = http.post("/score", json=payload(transactions, online_until, is_fraud=1))
+def test_score_rejects_a_label_in_the_request(http, probe) -> None:
+    response = http.post("/score", json=payload(probe, is_fraud=1))
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "is_fraud"
 
