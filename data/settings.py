@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     label_delay_days: int = Field(default=7, ge=0)
     review_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     block_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    duckdb_memory_limit: str = Field(default="3GB", description="DuckDB spills to disk past this")
     scoring_stream: str = "fraud:scoring-events"
     scoring_stream_maxlen: int = Field(default=2_000_000, ge=1000)
 

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from data.settings import Settings
 
@@ -184,6 +185,42 @@ def evaluate(
     else:
         for key, value in result.items():
             console.print(f"{key:>24}  {value}")
+
+
+@app.command("skew-check")
+def skew_check(
+    sample: Annotated[int, typer.Option(min=1, help="How many of the latest scoring events to check.")] = 1000,
+    tolerance: Annotated[float, typer.Option(min=0.0)] = 1e-6,
+) -> None:
+    """Compare features served online with the same payments' features offline, per feature.
+
+    Exits 1 when any feature differs: the first thing to run when scores look wrong.
+    Offline tables must include the logged payments (ingest them, `fraud features build`).
+    """
+    import redis
+
+    from feature_repo.store import feature_store
+    from monitoring.skew import skew_report
+    from serving.events import latest_events
+
+    settings = Settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    events = latest_events(client, settings, sample)
+    if not events:
+        fail(f"no scoring events in the stream {settings.scoring_stream}; score some payments first")
+    store = feature_store(settings)
+    with console.status(f"retrieving {len(events)} payments offline"):
+        report = skew_report(store, store.get_feature_service(settings.feature_service), events, tolerance)
+    table = Table(title=f"Training-serving skew over the latest {len(events)} scored payments")
+    for column in ("feature", "compared", "mismatches", "mismatch share", "max abs diff"):
+        table.add_column(column, justify="left" if column == "feature" else "right")
+    for row in report.itertuples():
+        style = "red" if row.mismatches else None
+        table.add_row(row.feature, str(row.compared), str(row.mismatches), f"{row.mismatch_share:.2%}",
+                      f"{row.max_abs_diff:.3g}", style=style)
+    console.print(table)
+    if report["mismatches"].any():
+        fail(f"{int((report['mismatches'] > 0).sum())} features differ between serving and training")
 
 
 @app.command()

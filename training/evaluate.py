@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mlflow
 import pandas as pd
 from feast import FeatureStore
 
@@ -10,11 +11,19 @@ from feature_repo.store import model_feature_names
 from training.dataset import build_training_set, feature_matrix
 from training.models import ModelKind, fit_scorer
 from training.protocol import evaluate_scores, handbook_split
+from training.register import configure_mlflow
+from training.report import log_report_to_mlflow, report_dir, write_evaluation_report
+
+EVALUATION_EXPERIMENT = "fraud-evaluation"
 
 
 def evaluate_handbook(settings: Settings, store: FeatureStore, transactions: pd.DataFrame,
-                      train_start: pd.Timestamp, model: ModelKind = "xgboost") -> dict[str, float | int]:
-    """Train on the book's training week and score its test week, features from the store."""
+                      train_start: pd.Timestamp, model: ModelKind = "xgboost") -> dict[str, float | int | str]:
+    """Train on the book's training week and score its test week, every feature from the store.
+
+    The metrics and an evaluation report (curves, score distribution, per-scenario
+    recall) are logged to an MLflow run of the `fraud-evaluation` experiment.
+    """
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); evaluation needs labelled data")
     service = store.get_feature_service(settings.feature_service)
@@ -23,5 +32,17 @@ def evaluate_handbook(settings: Settings, store: FeatureStore, transactions: pd.
     train_set = build_training_set(store, service, split.train)
     test_set = build_training_set(store, service, split.test)
     scorer = fit_scorer(model, feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
-    metrics = evaluate_scores(test_set, scorer(feature_matrix(test_set, names)))
-    return {**metrics.as_dict(), "n_train": len(train_set), "n_test": len(test_set)}
+    scores = scorer(feature_matrix(test_set, names))
+    metrics = evaluate_scores(test_set, scores).as_dict()
+    report = write_evaluation_report(
+        test_set, scores, report_dir(settings, "evaluation"), metrics=metrics,
+        title=f"Handbook protocol, {model}, training week from {train_start.date()}",
+        review_threshold=settings.review_threshold)
+    configure_mlflow(settings, experiment=EVALUATION_EXPERIMENT)
+    with mlflow.start_run(tags={"protocol": "handbook", "feature_service": service.name}) as run:
+        mlflow.log_params({"model": model, "train_start": str(train_start.date()),
+                           "label_delay_days": settings.label_delay_days})
+        mlflow.log_metrics(metrics)
+        log_report_to_mlflow(report)
+    return {**metrics, "n_train": len(train_set), "n_test": len(test_set),
+            "report": str(report.html), "mlflow_run_id": run.info.run_id}

@@ -15,11 +15,14 @@ from sklearn.preprocessing import StandardScaler
 ModelKind = Literal["xgboost", "logistic", "random_forest"]
 Scorer = Callable[[np.ndarray], np.ndarray]
 
-# XGBoost's defaults, written out so they are logged with the model.
+# The settings behind the Handbook's XGBoost figures (XGBoost 1.x defaults): exact
+# splits and a base score of 0.5. Today's defaults (hist, fitted base score) scored
+# 0.015-0.03 lower AUC and 0.04-0.06 lower average precision on the book's protocol.
 XGBOOST_PARAMS: dict[str, object] = {
     "objective": "binary:logistic",
     "eval_metric": "aucpr",
-    "tree_method": "hist",
+    "tree_method": "exact",
+    "base_score": 0.5,
     "max_depth": 6,
     "eta": 0.3,
     "seed": 0,

@@ -15,6 +15,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from data.settings import REPO_ROOT, Settings
+from training.report import EvaluationReport, log_report_to_mlflow
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,15 @@ class Lineage:
     code_version: str
 
 
-def configure_mlflow(settings: Settings) -> MlflowClient:
+def configure_mlflow(settings: Settings, experiment: str = EXPERIMENT) -> MlflowClient:
     """Point MLflow at the settings' tracking store and make sure the experiment exists."""
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+    if mlflow.get_experiment_by_name(experiment) is None:
         local_store = settings.mlflow_tracking_uri.startswith(("sqlite:", "file:", "/"))
         # A local store keeps artifacts under FRAUD_DATA_DIR, not in the working directory.
-        location = settings.mlflow_artifacts_dir.as_uri() if local_store else None
-        mlflow.create_experiment(EXPERIMENT, artifact_location=location)
-    mlflow.set_experiment(EXPERIMENT)
+        location = (settings.mlflow_artifacts_dir / experiment).as_uri() if local_store else None
+        mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
 
 
@@ -55,8 +56,8 @@ def code_version() -> str:
 
 def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[str, object],
                      metrics: dict[str, float], training_set: pd.DataFrame,
-                     lineage: Lineage) -> ModelVersion:
-    """Log the run (params, metrics, data set, lineage tags, model) and register a new version."""
+                     lineage: Lineage, report: EvaluationReport) -> ModelVersion:
+    """Log the run (params, metrics, data set, lineage, evaluation report, model); register it."""
     client = configure_mlflow(settings)
     tags = {
         "feature_service": lineage.feature_service,
@@ -72,6 +73,7 @@ def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[s
         dataset = mlflow.data.from_pandas(training_set, source=lineage.data_source,
                                           name="training_set", targets="is_fraud")
         mlflow.log_input(dataset, context="training")
+        log_report_to_mlflow(report)
         sample = training_set[lineage.feature_names].head(100).astype(np.float64)
         signature = infer_signature(sample, booster.inplace_predict(sample.to_numpy()))
         info = mlflow.xgboost.log_model(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import numbers
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
+
+from data.settings import Settings
 
 SCENARIO_NAMES: dict[int, str] = {
     1: "large amount",
@@ -143,6 +146,14 @@ def write_evaluation_report(frame: pd.DataFrame, scores: np.ndarray, out_dir: Pa
     page.write_text(_render_html(title, metrics, labels, scores, review_threshold, table, images),
                     encoding="utf-8")
     return EvaluationReport(directory=out_dir, html=page, images=images, scenario_metrics=table)
+
+
+def report_dir(settings: Settings, kind: str) -> Path:
+    """A fresh folder for one report under FRAUD_DATA_DIR/reports (reports are logged whole)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = settings.data_dir / "reports" / f"{kind}-{stamp}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
 
 
 def log_report_to_mlflow(report: EvaluationReport, artifact_path: str = "evaluation") -> None:

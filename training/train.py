@@ -13,6 +13,7 @@ from training.dataset import build_training_set, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Split, evaluate_scores
 from training.register import Lineage, code_version, log_and_register, set_champion
+from training.report import report_dir, write_evaluation_report
 
 HOLDOUT_DAYS = 7
 
@@ -56,14 +57,19 @@ def train_and_register(settings: Settings, store: FeatureStore, transactions: pd
     train_set = build_training_set(store, service, split.train)
     test_set = build_training_set(store, service, split.test)
     booster = fit_xgboost(feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
-    metrics = evaluate_scores(test_set, booster.inplace_predict(feature_matrix(test_set, names)))
+    scores = booster.inplace_predict(feature_matrix(test_set, names))
+    metrics = evaluate_scores(test_set, scores)
+    report = write_evaluation_report(
+        test_set, scores, report_dir(settings, "training"), title=f"{settings.model_name}: holdout of the last "
+        f"{HOLDOUT_DAYS} days", metrics=metrics.as_dict(), review_threshold=settings.review_threshold)
     lineage = Lineage(
         feature_service=service.name, feature_names=names, data_source=str(settings.raw_dir),
         data_start=str(split.train["tx_datetime"].min()), data_end=str(split.train["tx_datetime"].max()),
         code_version=code_version(),
     )
     version = log_and_register(settings, booster, params={**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS},
-                               metrics=metrics.as_dict(), training_set=train_set, lineage=lineage)
+                               metrics=metrics.as_dict(), training_set=train_set, lineage=lineage,
+                               report=report)
     if promote:
         set_champion(settings, str(version.version))
     return TrainingResult(model_name=settings.model_name, version=str(version.version), run_id=version.run_id,

@@ -94,3 +94,16 @@ def test_latest_events_reads_back_what_was_published(replayed, settings) -> None
     client.close()
     assert len(latest) == 3
     assert all(isinstance(e.risk_score, float) for e in latest)
+
+
+def test_skew_check_command_reports_every_feature_and_passes(replayed, settings) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run([str(Path(sys.executable).parent / "fraud"), "skew-check", "--sample", "10"],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "customer_id_avg_amount_7day_window" in result.stdout
+    assert "terminal_id_risk_30day_window" in result.stdout

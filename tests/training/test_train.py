@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,8 @@ def test_trained_model_is_registered_with_alias_champion(settings, trained_model
     run = client.get_run(champion.run_id)
     assert float(run.data.metrics["auc_roc"]) == pytest.approx(trained_model.metrics["auc_roc"])
     assert run.inputs.dataset_inputs, "the training set is logged as a dataset input"
+    report = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "evaluation")}
+    assert {"index.html", "roc.png", "score_distribution.png"} <= report
 
 
 def test_registered_model_is_stored_in_xgboost_format_and_predicts(settings, trained_model) -> None:
