@@ -21,5 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Speed and scale, measured against a baseline in the same run (see benchmarks/).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.handbook_evaluation
+
 clean:
 	rm -rf $(VENV) .fraud-data
