@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     label_delay_days: int = Field(default=7, ge=0)
     review_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     block_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    # The validation gate (training/validate.py): a candidate failing any is not registered.
+    gate_min_average_precision: float = Field(default=0.3, ge=0.0, le=1.0)
+    gate_min_recall_at_review: float = Field(default=0.3, ge=0.0, le=1.0)
+    gate_max_regression: float = Field(default=0.01, ge=0.0, le=1.0)
+    gate_min_training_frauds: int = Field(default=20, ge=1)
+    # How often a running scorer checks where `champion` points.
+    model_poll_seconds: float = Field(default=5.0, gt=0.0)
     duckdb_memory_limit: str = Field(default="3GB", description="DuckDB spills to disk past this")
     scoring_stream: str = "fraud:scoring-events"
     scoring_stream_maxlen: int = Field(default=2_000_000, ge=1000)

@@ -22,8 +22,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.scorer = Scorer(settings, feature_store(settings), load_model(settings))
+        scorer = Scorer(settings, feature_store(settings), load_model(settings))
+        app.state.scorer = scorer
+        scorer.models.start()  # follow the champion alias without restarting
         yield
+        scorer.models.stop()
 
     app = FastAPI(title="Fraud scorer", version="1", lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -19,6 +19,9 @@ app = typer.Typer(help="Fraud detection platform built around a feature store.",
                   pretty_exceptions_enable=False)
 features_app = typer.Typer(help="Build, publish and materialise features.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
+model_app = typer.Typer(help="The model registry: list, approve, promote, roll back, audit.",
+                        no_args_is_help=True)
+app.add_typer(model_app, name="model")
 # Wide enough for the demo's table when output is not a terminal (CI logs, pipes).
 console = Console(width=None if Console().is_terminal else 140)
 err = Console(stderr=True)
@@ -137,20 +140,109 @@ def features_materialize(
 
 
 @app.command()
-def train(promote: Annotated[bool, typer.Option(help="Point 'champion' at the new version.")] = True) -> None:
-    """Train XGBoost on features from the store, evaluate it and register it in MLflow."""
+def train() -> None:
+    """Train a candidate from the feature store, gate it, and register it in MLflow.
+
+    Registering does not deploy: approve the version, then promote it (`fraud model`).
+    """
     from feature_repo.store import feature_store
-    from training.train import train_and_register
+    from training.train import train_candidate
+    from training.validate import GateFailed
 
     settings = Settings()
     try:
-        with console.status("training"):
-            result = train_and_register(settings, feature_store(settings), _load_raw(settings), promote)
+        with console.status("training a candidate"):
+            result = train_candidate(settings, feature_store(settings), _load_raw(settings))
+    except GateFailed as error:
+        _print_checks(error.checks)
+        fail(str(error))
     except ValueError as error:
         fail(str(error))
+    _print_checks(result.checks)
     console.print(f"registered {result.model_name} version {result.version} "
-                  f"(train {result.n_train:,}, holdout {result.n_test:,}): "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()))
+                  f"(train {result.n_train:,}, holdout {result.n_test:,}). Next: "
+                  f"fraud model approve {result.version} --by NAME --note TEXT; "
+                  f"fraud model promote {result.version} --by NAME")
+
+
+def _print_checks(checks) -> None:
+    table = Table(title="Validation gate")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check.name, "[green]pass[/green]" if check.passed else "[red]FAIL[/red]", check.message)
+    console.print(table)
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """Versions with their approval, aliases and holdout metrics."""
+    from training.lifecycle import list_versions
+
+    table = Table(title=f"Model versions of {Settings().model_name}")
+    for column in ("version", "aliases", "approved by", "approved at", "AUC", "AP", "CP@100",
+                   "trained on", "created"):
+        table.add_column(column)
+    for v in list_versions(Settings()):
+        metric = lambda name: f"{v.metrics[name]:.3f}" if name in v.metrics else "-"  # noqa: E731
+        table.add_row(v.version, ", ".join(v.aliases) or "-", v.approved_by or "[yellow]not approved[/yellow]",
+                      v.approved_at or "-", metric("auc_roc"), metric("average_precision"),
+                      metric("card_precision_at_100"), f"{(v.data_start or '-')[:10]} .. {(v.data_end or '-')[:10]}",
+                      v.created_at[:19])
+    console.print(table)
+
+
+@model_app.command("approve")
+def model_approve(version: str, by: Annotated[str, typer.Option(help="Who approves.")],
+                  note: Annotated[str, typer.Option(help="Why: what was checked.")]) -> None:
+    """Record who approved a version, when and why; only approved versions can be promoted."""
+    from training.lifecycle import LifecycleError, approve
+
+    try:
+        approved = approve(Settings(), version, by, note)
+    except LifecycleError as error:
+        fail(str(error))
+    console.print(f"version {approved.version} approved by {by}")
+
+
+@model_app.command("promote")
+def model_promote(version: str, by: Annotated[str, typer.Option(help="Who deploys.")],
+                  reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
+    """Point `champion` at an approved version (running scorers follow within seconds)."""
+    from training.lifecycle import LifecycleError, promote
+
+    try:
+        move = promote(Settings(), version, by, reason)
+    except LifecycleError as error:
+        fail(str(error))
+    console.print(f"champion: v{move.from_version or '-'} -> v{move.to_version} ({move.by}, {move.at})")
+
+
+@model_app.command("rollback")
+def model_rollback(by: Annotated[str, typer.Option(help="Who rolls back.")],
+                   reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
+    """Move `champion` back to the previous approved champion."""
+    from training.lifecycle import LifecycleError, rollback
+
+    try:
+        move = rollback(Settings(), by, reason)
+    except LifecycleError as error:
+        fail(str(error))
+    console.print(f"champion rolled back: v{move.from_version} -> v{move.to_version} ({move.by}, {move.at})")
+
+
+@model_app.command("audit")
+def model_audit() -> None:
+    """Every move of the champion alias: who, when, from, to, why."""
+    from training.lifecycle import audit_trail
+
+    table = Table(title="Champion alias moves")
+    for column in ("when", "kind", "by", "from", "to", "why"):
+        table.add_column(column)
+    for move in audit_trail(Settings()):
+        table.add_row(move.at, move.kind, move.by, f"v{move.from_version}" if move.from_version else "-",
+                      f"v{move.to_version}", move.reason)
+    console.print(table)
 
 
 @app.command()

@@ -35,7 +35,8 @@ def run_demo(settings: Settings, console: Console) -> None:
     from data.simulate import SimulationConfig, simulate_transactions
     from feature_repo.pipeline import build_offline_tables
     from feature_repo.store import apply_definitions, feature_store
-    from training.train import train_and_register
+    from training.lifecycle import approve, promote
+    from training.train import train_candidate
 
     settings = _demo_settings(settings)
     with _redis_for_demo(settings, console) as redis_url:
@@ -70,9 +71,11 @@ def run_demo(settings: Settings, console: Console) -> None:
             store.materialize_incremental(end_date=datetime.now(timezone.utc))
         console.print("5/7 materialised the latest snapshots to the online store")
 
-        with console.status("6/7 training and registering the model"):
-            trained = train_and_register(settings, store, RawStore(settings).load())
-        console.print(f"6/7 registered {trained.model_name} v{trained.version} as champion: "
+        with console.status("6/7 training, gating, registering, approving and promoting the model"):
+            trained = train_candidate(settings, store, RawStore(settings).load())
+            approve(settings, trained.version, by="fraud demo", note="demo run: gate passed on simulated data")
+            promote(settings, trained.version, by="fraud demo", reason="demo run")
+        console.print(f"6/7 registered {trained.model_name} v{trained.version}, approved, promoted to champion: "
                       + ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items()))
 
         with _scorer_process(settings, console) as base_url:
@@ -81,10 +84,12 @@ def run_demo(settings: Settings, console: Console) -> None:
 
 
 def _demo_settings(settings: Settings) -> Settings:
-    """The demo keeps its data in its own folder, rebuilt each run; the MLflow registry is shared."""
+    """The demo keeps its data, and its registry unless MLFLOW_TRACKING_URI names one, in its
+    own folder, rebuilt each run: a run never depends on what an earlier one registered."""
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
-    return Settings(**{**settings.model_dump(), "data_dir": demo_dir})
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return Settings(**{**settings.model_dump(), "data_dir": demo_dir, "mlflow_tracking_uri": tracking})
 
 
 @contextlib.contextmanager

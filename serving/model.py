@@ -1,16 +1,22 @@
-"""Loading the served model from the MLflow registry."""
+"""The served model: loaded from the MLflow registry, swapped when the `champion` alias moves."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import mlflow.xgboost
 import numpy as np
 import xgboost as xgb
+from mlflow.exceptions import MlflowException
 
 from data.settings import Settings
 from training.register import CHAMPION, configure_mlflow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,3 +45,67 @@ def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
     booster.inplace_predict(np.zeros((1, len(names))))  # first call allocates; keep it off the request path
     return LoadedModel(name=settings.model_name, version=str(version.version), alias=alias,
                        run_id=version.run_id, booster=booster, feature_names=names, tags=dict(version.tags))
+
+
+@dataclass
+class RegistryStatus:
+    reachable: bool = True
+    checked_at: datetime | None = None
+    error: str | None = None
+
+
+class ModelHolder:
+    """Holds the serving model; a request reads `current` once, a swap replaces it atomically.
+
+    `validate` is called on a new model before it is swapped in (the scorer checks its
+    features against the feature service); a model that fails it is not served.
+    """
+
+    def __init__(self, settings: Settings, model: LoadedModel,
+                 validate: Callable[[LoadedModel], None] = lambda model: None) -> None:
+        self.settings = settings
+        self.current = model
+        self.validate = validate
+        self.status = RegistryStatus(checked_at=datetime.now(timezone.utc))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Swap in the version `champion` now points at, if it moved; True when it swapped."""
+        client = configure_mlflow(self.settings)
+        try:
+            target = str(client.get_model_version_by_alias(self.settings.model_name, self.current.alias).version)
+            self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc))
+        except (MlflowException, OSError) as error:
+            # Keep serving what we have; /health reports the registry as unreachable.
+            self.status = RegistryStatus(reachable=False, checked_at=datetime.now(timezone.utc),
+                                         error=str(error).splitlines()[0][:300])
+            log.warning("model registry unreachable, still serving v%s: %s", self.current.version, error)
+            return False
+        if target == self.current.version:
+            return False
+        candidate = load_model(self.settings, self.current.alias)
+        self.validate(candidate)
+        previous, self.current = self.current, candidate
+        log.info("now serving %s v%s (was v%s)", candidate.name, candidate.version, previous.version)
+        return True
+
+    def start(self) -> None:
+        """Check the alias every `model_poll_seconds` in a background thread."""
+        self._thread = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.model_poll_seconds):
+            try:
+                self.refresh()
+            except (ValueError, MlflowException, OSError) as error:
+                # A version that cannot be loaded or served is not swapped in; say so and go on.
+                self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc),
+                                             error=f"could not serve the new champion: {error}"[:300])
+                log.error("keeping v%s: %s", self.current.version, error)

@@ -52,6 +52,8 @@ class ScoreResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """Which model serves, and where it came from (its registry lineage)."""
+
     name: str
     version: str
     alias: str
@@ -59,8 +61,11 @@ class ModelInfo(BaseModel):
     feature_service: str
     features: list[str]
     code_version: str | None
+    data_digest: str | None
     data_start: str | None
     data_end: str | None
+    approved_by: str | None
+    approved_at: str | None
     loaded_at: datetime
 
 
@@ -68,3 +73,6 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     model_version: str
     online_store: Literal["ok", "unreachable"]
+    model_registry: Literal["ok", "unreachable"]
+    registry_checked_at: datetime | None
+    registry_error: str | None

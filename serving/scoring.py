@@ -26,7 +26,7 @@ from feature_repo.store import (
 )
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, STATE_STAMP_OFFSET, entity_row, next_customer_state
 from serving.events import ScoringEvent, clean_features, publish
-from serving.model import LoadedModel
+from serving.model import LoadedModel, ModelHolder
 from serving.schemas import Decision, Reason, ScoreResponse, Transaction
 
 TOP_REASONS = 3
@@ -60,31 +60,40 @@ class Scorer:
         self.settings = settings
         self.store = store
         self.service: FeatureService = store.get_feature_service(settings.feature_service)
-        self.model = model
-        offered = set(model_feature_names(store, self.service))
-        absent = [name for name in model.feature_names if name not in offered]
-        if absent:
-            raise ValueError(f"model v{model.version} needs features the service "
-                             f"{self.service.name} does not offer: {', '.join(absent)}")
+        self.offered = set(model_feature_names(store, self.service))
+        self.check_model(model)
+        self.models = ModelHolder(settings, model, validate=self.check_model)
         self.stored = stored_feature_names(store, self.service)
         self.descriptions = feature_descriptions(store, self.service)
         self.redis = redis.Redis.from_url(settings.redis_url)
 
+    def check_model(self, model: LoadedModel) -> None:
+        """A model may serve only if the feature service offers every input it needs."""
+        absent = [name for name in model.feature_names if name not in self.offered]
+        if absent:
+            raise ValueError(f"model v{model.version} needs features the service "
+                             f"{self.service.name} does not offer: {', '.join(absent)}")
+
+    @property
+    def model(self) -> LoadedModel:
+        return self.models.current
+
     def score(self, tx: Transaction) -> Scored:
         """Score one payment; features the online store lacks are reported, not invented."""
         started = time.perf_counter()
+        model = self.models.current  # read once: a swap mid-request cannot mix two models
         entity = entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
         online = self.store.get_online_features(features=self.service, entity_rows=[entity]).to_dict()
-        features = {name: _as_float(online[name][0]) for name in self.model.feature_names}
+        features = {name: _as_float(online[name][0]) for name in model.feature_names}
         vector = np.array([list(features.values())], dtype=np.float64)
-        risk = float(self.model.booster.inplace_predict(vector)[0])
+        risk = float(model.booster.inplace_predict(vector)[0])
         response = ScoreResponse(
             transaction_id=tx.transaction_id,
             risk_score=risk,
             decision=decide(risk, self.settings),
-            reasons=self._reasons(vector),
-            model_name=self.model.name,
-            model_version=self.model.version,
+            reasons=self._reasons(model, vector),
+            model_name=model.name,
+            model_version=model.version,
             feature_service=self.service.name,
             missing_features=[n for n in self.stored if online[n][0] is None],
         )
@@ -112,10 +121,10 @@ class Scorer:
             scored_at=datetime.now(timezone.utc).isoformat(),
         ))
 
-    def _reasons(self, vector: np.ndarray) -> list[Reason]:
-        names = self.model.feature_names
+    def _reasons(self, model: LoadedModel, vector: np.ndarray) -> list[Reason]:
+        names = model.feature_names
         matrix = xgb.DMatrix(vector, feature_names=names, missing=np.nan)
-        contributions = self.model.booster.predict(matrix, pred_contribs=True)[0][:-1]  # last is the bias
+        contributions = model.booster.predict(matrix, pred_contribs=True)[0][:-1]  # last is the bias
         order = np.argsort(-contributions)[:TOP_REASONS]
         return [
             Reason(feature=names[i], description=self.descriptions.get(names[i], names[i]),

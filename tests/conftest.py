@@ -22,6 +22,8 @@ import pytest
 import redis
 
 TEST_REDIS_SERVER = os.environ.get("FRAUD_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+# The test registry runs on PostgreSQL, as production does; one database per test run.
+TEST_POSTGRES = os.environ.get("FRAUD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 TEST_DBS = range(15, 7, -1)
 LOCK_KEY = "fraud:test-run-lock"
 SIM_START = date(2024, 1, 1)
@@ -34,14 +36,22 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def test_environment(data_dir: Path) -> Iterator[None]:
-    """Point every component at a claimed Redis db and the data dir; fail loudly if Redis is down."""
+    """Point every component at a claimed Redis db, a fresh PostgreSQL registry and the data dir.
+
+    A missing Redis or PostgreSQL stops the run with a message: never a silent skip.
+    """
     client, url = _claim_redis_db()
-    saved = {k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI")}
-    os.environ.update({"FRAUD_DATA_DIR": str(data_dir), "REDIS_URL": url})
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    database = f"fraud_test_{url.rsplit('/', 1)[1]}"
+    _recreate_database(database)
+    saved = {k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI",
+                                            "FRAUD_MODEL_POLL_SECONDS")}
+    os.environ.update({"FRAUD_DATA_DIR": str(data_dir), "REDIS_URL": url,
+                       "MLFLOW_TRACKING_URI": f"{TEST_POSTGRES}/{database}",
+                       "FRAUD_MODEL_POLL_SECONDS": "0.2"})
     yield
     client.flushdb()  # also releases the claim
     client.close()
+    _drop_database(database)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -63,6 +73,26 @@ def _claim_redis_db() -> tuple[redis.Redis, str]:
             return client, f"{TEST_REDIS_SERVER}/{db}"
         client.close()
     pytest.exit(f"every test db ({TEST_DBS.start} to {TEST_DBS.stop + 1}) is held by another run", returncode=3)
+
+
+def _admin_connection():
+    import psycopg
+
+    try:
+        return psycopg.connect(f"{TEST_POSTGRES}/postgres", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.exit(f"no PostgreSQL answers at {TEST_POSTGRES}: start it ({error})", returncode=3)
+
+
+def _recreate_database(name: str) -> None:
+    with _admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+
+def _drop_database(name: str) -> None:
+    with _admin_connection() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -99,10 +129,14 @@ def feature_store(settings, transactions):
 
 @pytest.fixture(scope="session")
 def trained_model(settings, feature_store, transactions):
-    """A model trained from the store and registered as champion in the test MLflow."""
-    from training.train import train_and_register
+    """A model trained from the store, registered, approved and promoted in the test MLflow."""
+    from training.lifecycle import approve, promote
+    from training.train import train_candidate
 
-    return train_and_register(settings, feature_store, transactions)
+    result = train_candidate(settings, feature_store, transactions)
+    approve(settings, result.version, by="test-suite", note="fixture model")
+    promote(settings, result.version, by="test-suite", reason="fixture model")
+    return result
 
 
 @pytest.fixture(scope="session")

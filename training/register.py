@@ -1,10 +1,17 @@
-"""The MLflow model registry: logging a trained model with its lineage, and the champion alias."""
+"""The MLflow model registry: a trained model logged with its lineage and registered as a version.
+
+Every version carries: the training set as an MLflow dataset input (digest, source, time
+range, rows, frauds), the feature service and its exact feature list, the code version,
+parameters, metrics, the gate's checks, the evaluation report, the signature, and the
+model in XGBoost's own format (ubj). Registering does not deploy: see training/lifecycle.py.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import mlflow
 import numpy as np
@@ -16,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from data.settings import REPO_ROOT, Settings
 from training.report import EvaluationReport, log_report_to_mlflow
+from training.validate import Check
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,8 @@ class Lineage:
     data_source: str
     data_start: str
     data_end: str
+    data_rows: int
+    data_frauds: int
     code_version: str
 
 
@@ -39,9 +49,10 @@ def configure_mlflow(settings: Settings, experiment: str = EXPERIMENT) -> Mlflow
     """Point MLflow at the settings' tracking store and make sure the experiment exists."""
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        local_store = settings.mlflow_tracking_uri.startswith(("sqlite:", "file:", "/"))
-        # A local store keeps artifacts under FRAUD_DATA_DIR, not in the working directory.
-        location = (settings.mlflow_artifacts_dir / experiment).as_uri() if local_store else None
+        # Without a tracking server, artifacts live under FRAUD_DATA_DIR, not in the
+        # working directory (MLflow's default).
+        served = settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+        location = None if served else (settings.mlflow_artifacts_dir / experiment).as_uri()
         mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
     return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
@@ -54,26 +65,57 @@ def code_version() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[str, object],
-                     metrics: dict[str, float], training_set: pd.DataFrame,
-                     lineage: Lineage, report: EvaluationReport) -> ModelVersion:
-    """Log the run (params, metrics, data set, lineage, evaluation report, model); register it."""
-    client = configure_mlflow(settings)
-    tags = {
+def _lineage_tags(lineage: Lineage, digest: str) -> dict[str, str]:
+    return {
         "feature_service": lineage.feature_service,
+        "features": json.dumps(lineage.feature_names),
         "code_version": lineage.code_version,
+        "data_digest": digest,
+        "data_source": lineage.data_source,
         "data_start": lineage.data_start,
         "data_end": lineage.data_end,
+        "data_rows": str(lineage.data_rows),
+        "data_frauds": str(lineage.data_frauds),
     }
-    with mlflow.start_run(tags=tags) as run:
-        mlflow.log_params({k: str(v) for k, v in params.items()})
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict({"feature_service": lineage.feature_service,
-                         "features": lineage.feature_names}, "feature_service.json")
-        dataset = mlflow.data.from_pandas(training_set, source=lineage.data_source,
-                                          name="training_set", targets="is_fraud")
-        mlflow.log_input(dataset, context="training")
-        log_report_to_mlflow(report)
+
+
+def _log_run_contents(training_set: pd.DataFrame, lineage: Lineage, params: dict[str, object],
+                      metrics: dict[str, float], checks: list[Check], report: EvaluationReport) -> str:
+    """What every training run logs, registered or not; returns the data set digest."""
+    mlflow.log_params({k: str(v) for k, v in params.items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict({"feature_service": lineage.feature_service, "features": lineage.feature_names},
+                    "feature_service.json")
+    mlflow.log_dict({"checks": [asdict(c) for c in checks]}, "gate.json")
+    dataset = mlflow.data.from_pandas(training_set, source=lineage.data_source, name="training_set",
+                                      targets="is_fraud")
+    mlflow.log_input(dataset, context="training", tags={
+        "time_range": f"{lineage.data_start} .. {lineage.data_end}",
+        "rows": str(lineage.data_rows), "frauds": str(lineage.data_frauds)})
+    log_report_to_mlflow(report)
+    return dataset.digest
+
+
+def log_rejected(settings: Settings, *, params: dict[str, object], metrics: dict[str, float],
+                 training_set: pd.DataFrame, lineage: Lineage, checks: list[Check],
+                 report: EvaluationReport) -> str:
+    """Keep a run of a candidate the gate rejected (no model version), for the record."""
+    configure_mlflow(settings)
+    with mlflow.start_run(tags={"gate": "failed"}) as run:
+        digest = _log_run_contents(training_set, lineage, params, metrics, checks, report)
+        mlflow.set_tags(_lineage_tags(lineage, digest))
+    return run.info.run_id
+
+
+def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[str, object],
+                     metrics: dict[str, float], training_set: pd.DataFrame, lineage: Lineage,
+                     checks: list[Check], report: EvaluationReport) -> ModelVersion:
+    """Log the run with its lineage and register the model as a new version (not deployed)."""
+    client = configure_mlflow(settings)
+    with mlflow.start_run(tags={"gate": "passed"}) as run:
+        digest = _log_run_contents(training_set, lineage, params, metrics, checks, report)
+        tags = _lineage_tags(lineage, digest)
+        mlflow.set_tags(tags)
         sample = training_set[lineage.feature_names].head(100).astype(np.float64)
         signature = infer_signature(sample, booster.inplace_predict(sample.to_numpy()))
         info = mlflow.xgboost.log_model(
@@ -82,18 +124,8 @@ def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[s
             # Listing requirements ourselves skips MLflow's slow dependency inference.
             pip_requirements=[f"xgboost=={xgb.__version__}"],
         )
-    version = client.get_model_version(settings.model_name, str(info.registered_model_version))
+    version = str(info.registered_model_version)
     for key, value in tags.items():
-        client.set_model_version_tag(settings.model_name, version.version, key, value)
-    log.info("registered %s version %s (run %s)", settings.model_name, version.version, run.info.run_id)
-    return version
-
-
-def set_champion(settings: Settings, version: str) -> None:
-    """Point the `champion` alias (what the scorer serves) at `version`."""
-    configure_mlflow(settings).set_registered_model_alias(settings.model_name, CHAMPION, version)
-
-
-def get_champion(settings: Settings) -> ModelVersion:
-    """The model version the `champion` alias points at."""
-    return configure_mlflow(settings).get_model_version_by_alias(settings.model_name, CHAMPION)
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    log.info("registered %s version %s (run %s)", settings.model_name, version, run.info.run_id)
+    return client.get_model_version(settings.model_name, version)

@@ -1,19 +1,33 @@
-"""Train the fraud model from the feature store, evaluate it on a later period, register it."""
+"""Train a candidate from the feature store, gate it on a later period, register it if it passes."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import mlflow.xgboost
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from mlflow.exceptions import MlflowException
 
 from data.settings import Settings
 from feature_repo.store import model_feature_names
 from training.dataset import build_training_set, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
-from training.protocol import Split, evaluate_scores
-from training.register import Lineage, code_version, log_and_register, set_champion
+from training.protocol import Metrics, Split, evaluate_scores
+from training.register import CHAMPION, Lineage, code_version, log_and_register, log_rejected
 from training.report import report_dir, write_evaluation_report
+from training.validate import (
+    Check,
+    GateFailed,
+    check_metrics,
+    check_no_regression,
+    check_training_data,
+    recall_at,
+)
+
+log = logging.getLogger(__name__)
 
 HOLDOUT_DAYS = 7
 
@@ -24,6 +38,7 @@ class TrainingResult:
     version: str
     run_id: str
     metrics: dict[str, float]
+    checks: list[Check]
     n_train: int
     n_test: int
 
@@ -46,9 +61,12 @@ def holdout_split(transactions: pd.DataFrame, delay_days: int, test_days: int = 
     return Split(train=train, test=test)
 
 
-def train_and_register(settings: Settings, store: FeatureStore, transactions: pd.DataFrame,
-                       promote: bool = True) -> TrainingResult:
-    """Build train and holdout sets through the feature service, fit XGBoost, register, promote."""
+def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.DataFrame) -> TrainingResult:
+    """Fit XGBoost on features from the store, gate it, and register it as a new version.
+
+    Raises GateFailed (after logging the rejected run) when a check fails. Registering
+    does not deploy: approve the version, then promote it (training/lifecycle.py).
+    """
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); training needs labelled data")
     service = store.get_feature_service(settings.feature_service)
@@ -59,18 +77,49 @@ def train_and_register(settings: Settings, store: FeatureStore, transactions: pd
     booster = fit_xgboost(feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
     scores = booster.inplace_predict(feature_matrix(test_set, names))
     metrics = evaluate_scores(test_set, scores)
+    labels = test_set["is_fraud"].to_numpy()
+    recall = recall_at(labels, scores, settings.review_threshold)
+    champion_version, champion_metrics = _champion_on_holdout(settings, test_set)
+    checks = [*check_training_data(split.train, train_set, names, settings),
+              *check_metrics(metrics, recall, settings),
+              *check_no_regression(metrics, champion_metrics, champion_version, settings)]
+    logged_metrics = {**metrics.as_dict(), "recall_at_review": recall}
     report = write_evaluation_report(
-        test_set, scores, report_dir(settings, "training"), title=f"{settings.model_name}: holdout of the last "
-        f"{HOLDOUT_DAYS} days", metrics=metrics.as_dict(), review_threshold=settings.review_threshold)
+        test_set, scores, report_dir(settings, "training"), metrics=logged_metrics,
+        title=f"{settings.model_name} candidate: holdout of the last {HOLDOUT_DAYS} days",
+        review_threshold=settings.review_threshold)
     lineage = Lineage(
         feature_service=service.name, feature_names=names, data_source=str(settings.raw_dir),
         data_start=str(split.train["tx_datetime"].min()), data_end=str(split.train["tx_datetime"].max()),
-        code_version=code_version(),
-    )
-    version = log_and_register(settings, booster, params={**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS},
-                               metrics=metrics.as_dict(), training_set=train_set, lineage=lineage,
-                               report=report)
-    if promote:
-        set_champion(settings, str(version.version))
+        data_rows=len(train_set), data_frauds=int(train_set["is_fraud"].sum()), code_version=code_version())
+    params = {**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS}
+    if not all(check.passed for check in checks):
+        log_rejected(settings, params=params, metrics=logged_metrics, training_set=train_set,
+                     lineage=lineage, checks=checks, report=report)
+        raise GateFailed(checks)
+    version = log_and_register(settings, booster, params=params, metrics=logged_metrics,
+                               training_set=train_set, lineage=lineage, checks=checks, report=report)
     return TrainingResult(model_name=settings.model_name, version=str(version.version), run_id=version.run_id,
-                          metrics=metrics.as_dict(), n_train=len(train_set), n_test=len(test_set))
+                          metrics=logged_metrics, checks=checks, n_train=len(train_set), n_test=len(test_set))
+
+
+def _champion_on_holdout(settings: Settings, test_set: pd.DataFrame) -> tuple[str | None, Metrics | None]:
+    """The current champion's metrics on the candidate's holdout (None before any champion)."""
+    from training.lifecycle import current_champion
+    from training.register import configure_mlflow
+
+    client = configure_mlflow(settings)
+    version = current_champion(client, settings)
+    if version is None:
+        return None, None
+    try:
+        champion = mlflow.xgboost.load_model(f"models:/{settings.model_name}@{CHAMPION}")
+    except MlflowException as error:
+        raise ValueError(f"the champion v{version} could not be loaded to compare against: {error}") from error
+    absent = [n for n in champion.feature_names if n not in test_set.columns]
+    if absent:
+        raise GateFailed([Check("no_regression", False, None, None,
+                                f"champion v{version} needs features the service no longer offers "
+                                f"({', '.join(absent)}): it cannot be compared on the same holdout")])
+    scores = champion.inplace_predict(test_set[champion.feature_names].astype(np.float64).to_numpy())
+    return version, evaluate_scores(test_set, scores)

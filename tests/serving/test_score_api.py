@@ -99,8 +99,12 @@ def test_model_endpoint_says_which_version_serves_and_where_it_came_from(http, t
     assert body["alias"] == "champion"
     assert body["feature_service"] == settings.feature_service
     assert "amount" in body["features"] and body["data_start"] < body["data_end"]
+    assert body["approved_by"] == "test-suite" and body["approved_at"]
+    assert len(body["data_digest"]) >= 8
 
 
-def test_health_reports_model_and_online_store(http, trained_model) -> None:
-    assert http.get("/health").json() == {"status": "ok", "model_version": trained_model.version,
-                                          "online_store": "ok"}
+def test_health_reports_model_online_store_and_registry(http, trained_model) -> None:
+    body = http.get("/health").json()
+    assert {k: body[k] for k in ("status", "model_version", "online_store", "model_registry")} == {
+        "status": "ok", "model_version": trained_model.version, "online_store": "ok", "model_registry": "ok"}
+    assert body["registry_error"] is None
