@@ -12,11 +12,16 @@ import mlflow.xgboost
 import numpy as np
 import xgboost as xgb
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from data.settings import Settings
 from training.register import CHAMPION, configure_mlflow
 
 log = logging.getLogger(__name__)
+
+# What a registry that is down or unreachable raises (HTTP server, SQL store, file store).
+REGISTRY_ERRORS = (MlflowException, SQLAlchemyError, OSError)
 
 
 @dataclass
@@ -72,11 +77,11 @@ class ModelHolder:
 
     def refresh(self) -> bool:
         """Swap in the version `champion` now points at, if it moved; True when it swapped."""
-        client = configure_mlflow(self.settings)
         try:
+            client = MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
             target = str(client.get_model_version_by_alias(self.settings.model_name, self.current.alias).version)
             self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc))
-        except (MlflowException, OSError) as error:
+        except REGISTRY_ERRORS as error:
             # Keep serving what we have; /health reports the registry as unreachable.
             self.status = RegistryStatus(reachable=False, checked_at=datetime.now(timezone.utc),
                                          error=str(error).splitlines()[0][:300])
@@ -104,7 +109,7 @@ class ModelHolder:
         while not self._stop.wait(self.settings.model_poll_seconds):
             try:
                 self.refresh()
-            except (ValueError, MlflowException, OSError) as error:
+            except (ValueError, *REGISTRY_ERRORS) as error:
                 # A version that cannot be loaded or served is not swapped in; say so and go on.
                 self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc),
                                              error=f"could not serve the new champion: {error}"[:300])

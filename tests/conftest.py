@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlparse
 
 import httpx
 import pandas as pd
@@ -150,16 +151,33 @@ def online_until(feature_store, transactions) -> pd.Timestamp:
 
 
 @pytest.fixture(scope="session")
-def scorer_url(settings, trained_model, online_until) -> Iterator[str]:
+def registry_link(settings):
+    """The scorer reaches the PostgreSQL registry through a relay a test can cut (an outage)."""
+    from tests.support.tcp_proxy import TcpProxy
+
+    url = urlparse(settings.mlflow_tracking_uri)
+    return TcpProxy(url.hostname, url.port or 5432).start()
+
+
+@pytest.fixture(scope="session")
+def scorer_app(settings, trained_model, online_until, registry_link):
+    from data.settings import Settings
+    from serving.app import create_app
+
+    url = urlparse(settings.mlflow_tracking_uri)
+    relayed = url._replace(netloc=f"{url.username}@127.0.0.1:{registry_link.port}").geturl()
+    return create_app(Settings(**{**settings.model_dump(), "mlflow_tracking_uri": relayed}))
+
+
+@pytest.fixture(scope="session")
+def scorer_url(scorer_app) -> Iterator[str]:
     """The real scorer app served by uvicorn on a free port (real HTTP), for the session."""
     import uvicorn
-
-    from serving.app import create_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(scorer_app, host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -30,6 +30,7 @@ def test_trained_model_is_registered_with_alias_champion(settings, trained_model
 def test_registered_model_is_stored_in_xgboost_format_and_predicts(settings, trained_model) -> None:
     import mlflow.xgboost
 
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     uri = f"models:/{settings.model_name}@{CHAMPION}"
     booster = mlflow.xgboost.load_model(uri)
     assert isinstance(booster, xgb.Booster)
@@ -51,6 +52,7 @@ def test_model_inputs_are_the_feature_service_features(settings, trained_model) 
     logged = json.load(open(path))
     import mlflow.xgboost
 
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{trained_model.version}")
     assert logged["feature_service"] == settings.feature_service
     assert booster.feature_names == logged["features"]

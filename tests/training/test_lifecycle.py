@@ -1,0 +1,141 @@
+"""Registry lifecycle on real MLflow stores (SQLite and PostgreSQL): approval, alias moves, audit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from mlflow.tracking import MlflowClient
+
+from data.settings import Settings
+from training.lifecycle import (
+    LifecycleError,
+    approve,
+    audit_trail,
+    current_champion,
+    list_versions,
+    promote,
+    rollback,
+)
+from training.register import Lineage, configure_mlflow, log_and_register
+from training.report import write_evaluation_report
+from training.validate import Check
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry(request, tmp_path: Path, settings: Settings) -> Iterator[Settings]:
+    """An empty registry on each backend: a fresh SQLite file, or the run's PostgreSQL database
+    under a model name of its own."""
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path, redis_url=settings.redis_url, mlflow_tracking_uri="")
+    else:
+        yield Settings(data_dir=tmp_path, redis_url=settings.redis_url,
+                       mlflow_tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+                       model_name=f"lifecycle_{request.node.name.split('[')[0][-40:]}")
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)  # MLflow's current store is process-wide
+
+
+def register(settings: Settings, seed: int) -> str:
+    """A small real model, registered through the platform's own registration path."""
+    rng = np.random.default_rng(seed)
+    names = ["amount", "customer_id_nb_tx_1day_window"]
+    frame = pd.DataFrame(rng.uniform(0, 5, size=(200, 2)), columns=names)
+    frame["is_fraud"] = (frame["amount"] > 4).astype(int)
+    booster = xgb.train({"objective": "binary:logistic", "seed": seed},
+                        xgb.DMatrix(frame[names], label=frame["is_fraud"], feature_names=names), 3)
+    report = write_evaluation_report(frame, booster.inplace_predict(frame[names].to_numpy()),
+                                     settings.data_dir / f"report-{seed}", title="t", metrics={"auc_roc": 1.0})
+    lineage = Lineage(feature_service="fraud_detection_v1", feature_names=names, data_source="test",
+                      data_start="2024-01-01", data_end="2024-01-31", data_rows=200,
+                      data_frauds=int(frame["is_fraud"].sum()), code_version="test")
+    version = log_and_register(settings, booster, params={"seed": seed}, metrics={"auc_roc": 1.0},
+                               training_set=frame, lineage=lineage,
+                               checks=[Check("t", True, None, None, "ok")], report=report)
+    return str(version.version)
+
+
+def test_unapproved_version_cannot_become_champion(registry: Settings) -> None:
+    version = register(registry, 1)
+    with pytest.raises(LifecycleError, match="not approved"):
+        promote(registry, version, by="ops", reason="try")
+    assert current_champion(configure_mlflow(registry), registry) is None
+
+
+def test_approval_records_who_when_and_why(registry: Settings) -> None:
+    version = register(registry, 1)
+    approved = approve(registry, version, by="alice", note="checked the holdout report")
+    assert approved.tags["approval.by"] == "alice"
+    assert approved.tags["approval.note"] == "checked the holdout report"
+    assert approved.tags["approval.at"].startswith("20")
+    with pytest.raises(LifecycleError, match="already approved by alice"):
+        approve(registry, version, by="bob", note="again")
+    with pytest.raises(LifecycleError, match="--by"):
+        approve(registry, register(registry, 2), by=" ", note="x")
+
+
+def test_approving_an_unknown_version_names_the_problem(registry: Settings) -> None:
+    register(registry, 1)
+    with pytest.raises(LifecycleError, match="has no version 99"):
+        approve(registry, "99", by="alice", note="x")
+
+
+def test_promote_and_rollback_move_the_alias_and_keep_an_audit_trail(registry: Settings) -> None:
+    v1, v2, v3 = (register(registry, seed) for seed in (1, 2, 3))
+    for version in (v1, v2, v3):
+        approve(registry, version, by="alice", note="ok")
+    client = configure_mlflow(registry)
+    promote(registry, v1, by="bob", reason="first")
+    promote(registry, v2, by="bob", reason="better")
+    promote(registry, v3, by="carol", reason="even better")
+    assert current_champion(client, registry) == v3
+    back = rollback(registry, by="dave", reason="alerts")
+    assert (back.from_version, back.to_version) == (v3, v2)
+    assert current_champion(client, registry) == v2
+    rollback(registry, by="dave", reason="still alerts")
+    assert current_champion(client, registry) == v1
+    with pytest.raises(LifecycleError, match="no previous champion"):
+        rollback(registry, by="dave", reason="nothing left")
+    trail = audit_trail(registry)
+    assert [(m.kind, m.by, m.from_version, m.to_version) for m in trail] == [
+        ("promote", "bob", None, v1), ("promote", "bob", v1, v2), ("promote", "carol", v2, v3),
+        ("rollback", "dave", v3, v2), ("rollback", "dave", v2, v1)]
+    assert trail[3].reason == "alerts" and trail[3].at
+
+
+def test_promoting_the_champion_again_is_refused(registry: Settings) -> None:
+    version = register(registry, 1)
+    approve(registry, version, by="alice", note="ok")
+    promote(registry, version, by="bob", reason="first")
+    with pytest.raises(LifecycleError, match="already the champion"):
+        promote(registry, version, by="bob", reason="again")
+    assert len(audit_trail(registry)) == 1
+
+
+def test_list_shows_status_metrics_approver_and_aliases(registry: Settings) -> None:
+    v1, v2 = register(registry, 1), register(registry, 2)
+    approve(registry, v1, by="alice", note="ok")
+    promote(registry, v1, by="bob", reason="first")
+    listed = {v.version: v for v in list_versions(registry)}
+    assert listed[v1].aliases == ["champion"] and listed[v1].approved_by == "alice"
+    assert listed[v2].aliases == [] and listed[v2].approved_by is None
+    assert listed[v1].metrics["auc_roc"] == 1.0
+    assert listed[v1].data_start == "2024-01-01"
+
+
+def test_version_carries_its_lineage(registry: Settings) -> None:
+    version = register(registry, 1)
+    client = MlflowClient(tracking_uri=registry.mlflow_tracking_uri)
+    tags = client.get_model_version(registry.model_name, version).tags
+    assert tags["feature_service"] == "fraud_detection_v1"
+    assert tags["features"] == '["amount", "customer_id_nb_tx_1day_window"]'
+    assert tags["data_rows"] == "200" and tags["code_version"] == "test"
+    run = client.get_run(client.get_model_version(registry.model_name, version).run_id)
+    dataset_input = run.inputs.dataset_inputs[0]
+    assert dataset_input.dataset.digest == tags["data_digest"]
+    assert {t.key: t.value for t in dataset_input.tags}["rows"] == "200"
