@@ -401,6 +401,24 @@ def _customer_draws(
     cached = 0.0
     exp_neg_rate = math.exp(-rate)
     sqrt, log = math.sqrt, math.log
+
+    def standard_normal() -> float:
+        """numpy's legacy polar method: two normals per accepted pair, the second cached."""
+        nonlocal pos, has_gauss, cached
+        if has_gauss:
+            has_gauss = False
+            return cached
+        while True:
+            x1 = 2.0 * u[pos] - 1.0
+            x2 = 2.0 * u[pos + 1] - 1.0
+            pos += 2
+            r2 = x1 * x1 + x2 * x2
+            if r2 < 1.0 and r2 != 0.0:
+                break
+        f = sqrt(-2.0 * log(r2) / r2)
+        cached = f * x1
+        has_gauss = True
+        return f * x2
     choice = chooser.choice
     reachable = len(terminals) > 0
     twice_mean = mean_amount * 2
@@ -419,40 +437,10 @@ def _customer_draws(
         day_seconds = day * SECONDS_PER_DAY
         for _ in range(nb_tx):
             # int(np.random.normal(86400 / 2, 20000))
-            if has_gauss:
-                g = cached
-                has_gauss = False
-            else:
-                while True:
-                    x1 = 2.0 * u[pos] - 1.0
-                    x2 = 2.0 * u[pos + 1] - 1.0
-                    pos += 2
-                    r2 = x1 * x1 + x2 * x2
-                    if r2 < 1.0 and r2 != 0.0:
-                        break
-                f = sqrt(-2.0 * log(r2) / r2)
-                cached = f * x1
-                has_gauss = True
-                g = f * x2
-            time_tx = int(TX_TIME_MEAN_SECONDS + TX_TIME_STD_SECONDS * g)
+            time_tx = int(TX_TIME_MEAN_SECONDS + TX_TIME_STD_SECONDS * standard_normal())
             if 0 < time_tx < SECONDS_PER_DAY:
                 # np.random.normal(mean_amount, std_amount)
-                if has_gauss:
-                    g = cached
-                    has_gauss = False
-                else:
-                    while True:
-                        x1 = 2.0 * u[pos] - 1.0
-                        x2 = 2.0 * u[pos + 1] - 1.0
-                        pos += 2
-                        r2 = x1 * x1 + x2 * x2
-                        if r2 < 1.0 and r2 != 0.0:
-                            break
-                    f = sqrt(-2.0 * log(r2) / r2)
-                    cached = f * x1
-                    has_gauss = True
-                    g = f * x2
-                amount = mean_amount + std_amount * g
+                amount = mean_amount + std_amount * standard_normal()
                 if amount < 0:
                     # np.random.uniform(0, mean_amount * 2)
                     amount = 0.0 + (twice_mean - 0.0) * u[pos]

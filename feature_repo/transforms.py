@@ -37,7 +37,6 @@ MISSING_DEVICE = ""  # join key used when a payment carries no device id
 NO_DEVICE_HASH = 0
 
 CUSTOMER_STATE_COLUMNS = ("recent_tx_epoch_seconds", "recent_tx_amounts", "recent_tx_device_hashes")
-TERMINAL_STATE_COLUMNS = ("labelled_tx_epoch_seconds", "labelled_tx_frauds")
 
 
 def device_hash(device_id: str | None) -> int:
@@ -88,46 +87,42 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(begin, min(begin + size, n))
 
 
+def _state_batches(key: str, keys: np.ndarray, seconds: np.ndarray, stamps: pd.Series,
+                   lists: dict[str, tuple[np.ndarray, pa.DataType]], batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """One row per payment: its key, its stamp, and per list column the values of the key's
+    payments in the 30 days up to it (itself included), as Arrow batches."""
+    trailing = _Trailing.of(keys, seconds, STATE_DAYS * DAY_S)
+    sorted_keys, sorted_stamps = keys[trailing.order], stamps.to_numpy()[trailing.order]
+    for rows in _batches(len(keys), batch_rows):
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(sorted_keys[rows]), pa.array(sorted_stamps[rows], type=pa.timestamp("us", tz="UTC")),
+             *(trailing.list_array(values, pa_type, rows) for values, pa_type in lists.values())],
+            names=[key, "event_timestamp", *lists])
+
+
 def customer_state_batches(transactions: pd.DataFrame, batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
-    """Customer state rows, one per payment, as Arrow batches (bounded memory at any size)."""
+    """Customer state rows, one per payment, stamped 1 us after it (bounded memory at any size)."""
     seconds = epoch_seconds(transactions["tx_datetime"])
-    trailing = _Trailing.of(transactions["customer_id"].to_numpy(np.int64), seconds, STATE_DAYS * DAY_S)
-    hashes = device_hashes(transactions)
     stamps = pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us") + STATE_STAMP_OFFSET
-    customers = transactions["customer_id"].to_numpy(np.int64)[trailing.order]
-    stamp_values = stamps.to_numpy()[trailing.order]
-    amounts = transactions["tx_amount"].to_numpy(np.float64)
-    for rows in _batches(len(transactions), batch_rows):
-        yield pa.RecordBatch.from_arrays([
-            pa.array(customers[rows]),
-            pa.array(stamp_values[rows], type=pa.timestamp("us", tz="UTC")),
-            trailing.list_array(seconds, pa.int64(), rows),
-            trailing.list_array(amounts, pa.float64(), rows),
-            trailing.list_array(hashes, pa.int64(), rows),
-        ], names=["customer_id", "event_timestamp", *CUSTOMER_STATE_COLUMNS])
+    return _state_batches("customer_id", transactions["customer_id"].to_numpy(np.int64), seconds, stamps, {
+        "recent_tx_epoch_seconds": (seconds, pa.int64()),
+        "recent_tx_amounts": (transactions["tx_amount"].to_numpy(np.float64), pa.float64()),
+        "recent_tx_device_hashes": (device_hashes(transactions), pa.int64()),
+    }, batch_rows)
 
 
 def terminal_state_batches(transactions: pd.DataFrame, label_delay_days: int,
                            batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
     """Terminal label rows, one per labelled payment, stamped when its label becomes known."""
-    labelled = transactions
-    if "is_fraud" not in labelled.columns:
-        return
-    labelled = labelled[labelled["is_fraud"].notna()]
+    if "is_fraud" not in transactions.columns:
+        return iter(())
+    labelled = transactions[transactions["is_fraud"].notna()]
     seconds = epoch_seconds(labelled["tx_datetime"])
-    trailing = _Trailing.of(labelled["terminal_id"].to_numpy(np.int64), seconds, STATE_DAYS * DAY_S)
-    stamps = (pd.to_datetime(labelled["tx_datetime"], utc=True).dt.floor("us")
-              + pd.Timedelta(days=label_delay_days))
-    terminals = labelled["terminal_id"].to_numpy(np.int64)[trailing.order]
-    stamp_values = stamps.to_numpy()[trailing.order]
-    frauds = labelled["is_fraud"].to_numpy(np.int64)
-    for rows in _batches(len(labelled), batch_rows):
-        yield pa.RecordBatch.from_arrays([
-            pa.array(terminals[rows]),
-            pa.array(stamp_values[rows], type=pa.timestamp("us", tz="UTC")),
-            trailing.list_array(seconds, pa.int64(), rows),
-            trailing.list_array(frauds, pa.int64(), rows),
-        ], names=["terminal_id", "event_timestamp", *TERMINAL_STATE_COLUMNS])
+    stamps = pd.to_datetime(labelled["tx_datetime"], utc=True).dt.floor("us") + pd.Timedelta(days=label_delay_days)
+    return _state_batches("terminal_id", labelled["terminal_id"].to_numpy(np.int64), seconds, stamps, {
+        "labelled_tx_epoch_seconds": (seconds, pa.int64()),
+        "labelled_tx_frauds": (labelled["is_fraud"].to_numpy(np.int64), pa.int64()),
+    }, batch_rows)
 
 
 def customer_state_schema() -> pa.Schema:
