@@ -161,7 +161,7 @@ def customer_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
     # read, so the import is inside: the transform itself lives in one module.
     from feature_repo.transforms import customer_request_features
 
-    return customer_request_features(inputs)
+    return pd.DataFrame(customer_request_features(inputs), index=inputs.index)
 
 
 @on_demand_feature_view(
@@ -189,7 +189,7 @@ def customer_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
 def terminal_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
     from feature_repo.transforms import configured_label_delay_days, terminal_request_features
 
-    return terminal_request_features(inputs, configured_label_delay_days())
+    return pd.DataFrame(terminal_request_features(inputs, configured_label_delay_days()), index=inputs.index)
 
 
 # --- Feature services ---------------------------------------------------------------

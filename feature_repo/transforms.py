@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,7 +216,7 @@ class _Ragged:
     row: np.ndarray
 
     @classmethod
-    def of(cls, column: pd.Series, dtype: type) -> "_Ragged":
+    def of(cls, column: Sequence[object], dtype: type) -> "_Ragged":
         lists = [np.asarray(v if v is not None and not _is_nan(v) else [], dtype=dtype) for v in column]
         lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
         values = np.concatenate(lists) if lists and lengths.sum() else np.zeros(0, dtype=dtype)
@@ -231,15 +231,18 @@ def _is_nan(value: object) -> bool:
     return isinstance(value, float) and np.isnan(value)
 
 
-def customer_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
+Columns = Mapping[str, Sequence[object]]  # a DataFrame, or plain lists per column (the scorer)
+
+
+def customer_request_features(inputs: Columns) -> dict[str, np.ndarray]:
     """Customer windows and payment features, from the customer state and the request.
 
     Windows are (t - w, t] with the current payment included, as in the Handbook; the
     state holds the payments before it. A customer without state counts one payment.
     """
-    n = len(inputs)
-    t = inputs["tx_epoch_seconds"].to_numpy(np.int64)
-    amount = inputs["tx_amount"].to_numpy(np.float64)
+    t = np.asarray(inputs["tx_epoch_seconds"], dtype=np.int64)
+    n = len(t)
+    amount = np.asarray(inputs["tx_amount"], dtype=np.float64)
     times = _Ragged.of(inputs["recent_tx_epoch_seconds"], np.int64)
     amounts = _Ragged.of(inputs["recent_tx_amounts"], np.float64).values
     hashes = _Ragged.of(inputs["recent_tx_device_hashes"], np.int64).values
@@ -257,13 +260,13 @@ def customer_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
     avg_before = np.divide(times.total(n, in_30d, amounts), history, out=np.full(n, np.nan), where=history > 0)
     last = np.full(n, -1, dtype=np.int64)
     np.maximum.at(last, times.row[before], times.values[before])
-    when = pd.to_datetime(t, unit="s", utc=True)
-    hour = when.hour.to_numpy()
-    request_hash = inputs["device_hash"].to_numpy(np.int64)
+    hour = (t // 3600) % 24
+    weekday = (t // DAY_S + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    request_hash = np.asarray(inputs["device_hash"], dtype=np.int64)
     same_device = in_30d & (hashes == request_hash[times.row])
     out.update({
         "amount": amount,
-        "tx_during_weekend": (when.weekday.to_numpy() >= 5).astype(np.int64),
+        "tx_during_weekend": (weekday >= 5).astype(np.int64),
         "tx_during_night": (hour <= 6).astype(np.int64),
         "amount_over_customer_avg_30day": np.round(amount / np.where(avg_before > 0, avg_before, np.nan), 6),
         "seconds_since_previous_tx": np.where(last >= 0, t - last, np.nan),
@@ -271,7 +274,7 @@ def customer_request_features(inputs: pd.DataFrame) -> pd.DataFrame:
         "device_used_by_customer_30day": np.where(
             request_hash == NO_DEVICE_HASH, np.nan, (times.total(n, same_device) > 0).astype(np.float64)),
     })
-    return pd.DataFrame(out, index=inputs.index)
+    return out
 
 
 def _hour_gap(hour: np.ndarray, times: _Ragged, mask: np.ndarray, n: int) -> np.ndarray:
@@ -284,10 +287,10 @@ def _hour_gap(hour: np.ndarray, times: _Ragged, mask: np.ndarray, n: int) -> np.
     return np.round(np.where(times.total(n, mask) > 0, gap, np.nan), 6)
 
 
-def terminal_request_features(inputs: pd.DataFrame, label_delay_days: int) -> pd.DataFrame:
+def terminal_request_features(inputs: Columns, label_delay_days: int) -> dict[str, np.ndarray]:
     """Terminal windows behind the label delay: payments in (t - d - w, t - d] and their fraud share."""
-    n = len(inputs)
-    known_until = inputs["tx_epoch_seconds"].to_numpy(np.int64) - label_delay_days * DAY_S
+    known_until = np.asarray(inputs["tx_epoch_seconds"], dtype=np.int64) - label_delay_days * DAY_S
+    n = len(known_until)
     times = _Ragged.of(inputs["labelled_tx_epoch_seconds"], np.int64)
     frauds = _Ragged.of(inputs["labelled_tx_frauds"], np.int64).values.astype(np.float64)
     edge = known_until[times.row]
@@ -299,7 +302,7 @@ def terminal_request_features(inputs: pd.DataFrame, label_delay_days: int) -> pd
         out[f"terminal_id_nb_tx_{w}day_window"] = count.astype(np.int64)
         out[f"terminal_id_risk_{w}day_window"] = np.round(
             np.divide(fraud, count, out=np.zeros(n), where=count > 0), 6)
-    return pd.DataFrame(out, index=inputs.index)
+    return out
 
 
 # --- Entity rows: what both paths send to Feast ---------------------------------------

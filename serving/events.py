@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import queue
+import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from data.settings import Settings
 
+if TYPE_CHECKING:
+    from serving.schemas import ScoreResponse, Transaction
+
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ScoringEvent:
-    """One scored payment, as logged for monitoring and skew checks."""
+    """One scored payment, as logged for monitoring, skew checks and state updates."""
 
     transaction: dict[str, Any]
     features: dict[str, float | None]
@@ -23,6 +32,18 @@ class ScoringEvent:
     model_version: str
     latency_ms: float
     scored_at: str
+
+    @classmethod
+    def of(cls, transaction: Transaction, features: dict[str, float], response: ScoreResponse,
+           latency_ms: float) -> "ScoringEvent":
+        payment = {"transaction_id": transaction.transaction_id, "tx_datetime": transaction.tx_datetime.isoformat(),
+                   "customer_id": transaction.customer_id, "terminal_id": transaction.terminal_id,
+                   "tx_amount": transaction.tx_amount, "device_id": transaction.device_id,
+                   "device_type": transaction.device_type, "device_os": transaction.device_os}
+        return cls(transaction=payment, features=clean_features(features),
+                   risk_score=response.risk_score, decision=response.decision,
+                   model_version=response.model_version, latency_ms=round(latency_ms, 3),
+                   scored_at=datetime.now(timezone.utc).isoformat())
 
     def to_fields(self) -> dict[str, str]:
         return {"event": json.dumps(asdict(self), default=str)}
@@ -49,3 +70,44 @@ def latest_events(client: redis.Redis, settings: Settings, count: int) -> list[S
     """The `count` most recent scoring events, oldest first."""
     entries = client.xrevrange(settings.scoring_stream, count=count)
     return [ScoringEvent.from_fields(fields) for _, fields in reversed(entries)]
+
+
+class EventPublisher:
+    """Publishes events from a background thread, in pipelined batches: requests never wait.
+
+    The hand-off queue is bounded; when Redis cannot keep up (or is down) events are
+    dropped and counted rather than slowing the request path.
+    """
+
+    def __init__(self, settings: Settings, capacity: int = 100_000, batch: int = 500) -> None:
+        self.settings = settings
+        self.batch = batch
+        self.dropped = 0
+        self._queue: queue.Queue[ScoringEvent] = queue.Queue(maxsize=capacity)
+        self._client = redis.Redis.from_url(settings.redis_url)
+        self._thread = threading.Thread(target=self._run, name="event-publisher", daemon=True)
+        self._thread.start()
+
+    def submit(self, event: ScoringEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            events = [self._queue.get()]
+            while len(events) < self.batch:
+                try:
+                    events.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self._client.pipeline(transaction=False) as pipe:
+                    for event in events:
+                        pipe.xadd(self.settings.scoring_stream, event.to_fields(),
+                                  maxlen=self.settings.scoring_stream_maxlen, approximate=True)
+                    pipe.execute()
+            except redis.RedisError as error:
+                self.dropped += len(events)
+                log.error("dropped %d scoring events: %s", len(events), error)

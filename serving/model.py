@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
 from data.settings import Settings
+from serving.explain import Contributions
 from training.register import CHAMPION, configure_mlflow
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class LoadedModel:
     booster: xgb.Booster
     feature_names: list[str]
     tags: dict[str, str]
+    contributions: Contributions
     loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
@@ -49,7 +51,8 @@ def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
         raise ValueError(f"model {settings.model_name} v{version.version} carries no feature names; retrain it")
     booster.inplace_predict(np.zeros((1, len(names))))  # first call allocates; keep it off the request path
     return LoadedModel(name=settings.model_name, version=str(version.version), alias=alias,
-                       run_id=version.run_id, booster=booster, feature_names=names, tags=dict(version.tags))
+                       run_id=version.run_id, booster=booster, feature_names=names, tags=dict(version.tags),
+                       contributions=Contributions(booster))
 
 
 @dataclass

@@ -51,6 +51,19 @@ class ScoreResponse(BaseModel):
     missing_features: list[str] = Field(description="features with no value online (e.g. a new customer)")
 
 
+MAX_BATCH = 1000
+
+
+class BatchScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    transactions: list[Transaction] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchScoreResponse(BaseModel):
+    results: list[ScoreResponse]
+
+
 class ModelInfo(BaseModel):
     """Which model serves, and where it came from (its registry lineage)."""
 

@@ -1,35 +1,35 @@
-"""Scoring one payment: online features (Feast) -> model -> decision and reasons.
+"""Scoring payments: stored features (one Redis round trip) + request-time features -> model ->
+decision and reasons. One path serves POST /score (one payment) and POST /score/batch.
 
-After the answer is sent, `record` pushes the customer's next state to the online
-store (so its next payment sees this one) and publishes a scoring event.
+Nothing on this path waits on secondary work: each scored payment becomes an event on
+the scoring stream, published by a background thread; `fraud worker` consumes it (the
+prediction log, and the customer-state update that feeds the next request).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
-import redis
-import xgboost as xgb
 from feast import FeatureService, FeatureStore
 
 from data.settings import Settings
-from feature_repo.store import (
-    feature_descriptions,
-    model_feature_names,
-    push_customer_states,
-    stored_feature_names,
+from feature_repo.store import feature_descriptions, model_feature_names
+from feature_repo.transforms import (
+    configured_label_delay_days,
+    customer_request_features,
+    entity_row,
+    terminal_request_features,
 )
-from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, STATE_STAMP_OFFSET, entity_row, next_customer_state
-from serving.events import ScoringEvent, clean_features, publish
+from serving.events import EventPublisher, ScoringEvent
 from serving.model import LoadedModel, ModelHolder
+from serving.online import OnlineFeatureReader
 from serving.schemas import Decision, Reason, ScoreResponse, Transaction
 
 TOP_REASONS = 3
+REQUEST_FIELDS = ("tx_amount", "tx_epoch_seconds", "device_hash")
 
 
 def decide(score: float, settings: Settings) -> Decision:
@@ -41,31 +41,20 @@ def decide(score: float, settings: Settings) -> Decision:
     return "approve"
 
 
-@dataclass(frozen=True)
-class Scored:
-    """What `record` needs after the answer: the payment, its features and its answer."""
-
-    transaction: Transaction
-    entity: dict[str, object]
-    features: dict[str, float]
-    state: dict[str, list]
-    response: ScoreResponse
-    latency_ms: float
-
-
 class Scorer:
-    """Everything a request needs, resolved once at start: service, model, feature metadata."""
+    """Everything a request needs, resolved once at start: service, model, Redis layout."""
 
     def __init__(self, settings: Settings, store: FeatureStore, model: LoadedModel) -> None:
         self.settings = settings
-        self.store = store
         self.service: FeatureService = store.get_feature_service(settings.feature_service)
         self.offered = set(model_feature_names(store, self.service))
         self.check_model(model)
         self.models = ModelHolder(settings, model, validate=self.check_model)
-        self.stored = stored_feature_names(store, self.service)
+        self.reader = OnlineFeatureReader(settings, store, self.service)
+        self.stored = self.reader.feature_names
         self.descriptions = feature_descriptions(store, self.service)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.label_delay_days = configured_label_delay_days()
+        self.events = EventPublisher(settings)
 
     def check_model(self, model: LoadedModel) -> None:
         """A model may serve only if the feature service offers every input it needs."""
@@ -78,61 +67,47 @@ class Scorer:
     def model(self) -> LoadedModel:
         return self.models.current
 
-    def score(self, tx: Transaction) -> Scored:
-        """Score one payment; features the online store lacks are reported, not invented."""
+    async def score(self, transactions: Sequence[Transaction]) -> list[ScoreResponse]:
+        """Score payments; features the online store lacks are reported, not invented."""
         started = time.perf_counter()
         model = self.models.current  # read once: a swap mid-request cannot mix two models
-        entity = entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
-        online = self.store.get_online_features(features=self.service, entity_rows=[entity]).to_dict()
-        features = {name: _as_float(online[name][0]) for name in model.feature_names}
-        vector = np.array([list(features.values())], dtype=np.float64)
-        risk = float(model.booster.inplace_predict(vector)[0])
-        response = ScoreResponse(
-            transaction_id=tx.transaction_id,
-            risk_score=risk,
-            decision=decide(risk, self.settings),
-            reasons=self._reasons(model, vector),
-            model_name=model.name,
-            model_version=model.version,
-            feature_service=self.service.name,
-            missing_features=[n for n in self.stored if online[n][0] is None],
-        )
-        state = {column: online[column][0] for column in CUSTOMER_STATE_COLUMNS}
-        return Scored(transaction=tx, entity=entity, features=features, state=state, response=response,
-                      latency_ms=(time.perf_counter() - started) * 1000)
+        entities = [entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
+                    for tx in transactions]
+        stored = await self.reader.read(entities)
+        columns = {**stored, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
+        values = {**stored, **customer_request_features(columns),
+                  **terminal_request_features(columns, self.label_delay_days)}
+        matrix = np.column_stack([_as_floats(values[name]) for name in model.feature_names])
+        risks = model.booster.inplace_predict(matrix)
+        reasons = self._reasons(model, matrix)
+        responses = [
+            ScoreResponse(
+                transaction_id=tx.transaction_id, risk_score=float(risk), decision=decide(float(risk), self.settings),
+                reasons=reasons[i], model_name=model.name, model_version=model.version,
+                feature_service=self.service.name,
+                missing_features=[name for name in self.stored if stored[name][i] is None],
+            )
+            for i, (tx, risk) in enumerate(zip(transactions, risks))
+        ]
+        latency_ms = (time.perf_counter() - started) * 1000
+        for i, (tx, response) in enumerate(zip(transactions, responses)):
+            self.events.submit(ScoringEvent.of(tx, dict(zip(model.feature_names, matrix[i].tolist())),
+                                               response, latency_ms))
+        return responses
 
-    def record(self, scored: Scored) -> None:
-        """Off the request path: push the customer's next state, then publish the scoring event."""
-        tx, entity = scored.transaction, scored.entity
-        state = next_customer_state(scored.state, int(entity["tx_epoch_seconds"]), tx.tx_amount,
-                                    int(entity["device_hash"]))
-        push_customer_states(self.store, pd.DataFrame([{
-            "customer_id": tx.customer_id,
-            "event_timestamp": pd.Timestamp(tx.tx_datetime).floor("us") + STATE_STAMP_OFFSET,
-            **state,
-        }]))
-        publish(self.redis, self.settings, ScoringEvent(
-            transaction=tx.model_dump(mode="json"),
-            features=clean_features(scored.features),
-            risk_score=scored.response.risk_score,
-            decision=scored.response.decision,
-            model_version=scored.response.model_version,
-            latency_ms=round(scored.latency_ms, 3),
-            scored_at=datetime.now(timezone.utc).isoformat(),
-        ))
-
-    def _reasons(self, model: LoadedModel, vector: np.ndarray) -> list[Reason]:
+    def _reasons(self, model: LoadedModel, matrix: np.ndarray) -> list[list[Reason]]:
+        """Per row, the features that pushed the score up most (XGBoost's own contributions)."""
         names = model.feature_names
-        matrix = xgb.DMatrix(vector, feature_names=names, missing=np.nan)
-        contributions = model.booster.predict(matrix, pred_contribs=True)[0][:-1]  # last is the bias
-        order = np.argsort(-contributions)[:TOP_REASONS]
+        contributions = model.contributions(matrix)
+        top = np.argsort(-contributions, axis=1)[:, :TOP_REASONS]
         return [
-            Reason(feature=names[i], description=self.descriptions.get(names[i], names[i]),
-                   value=None if math.isnan(vector[0, i]) else float(vector[0, i]),
-                   contribution=round(float(contributions[i]), 4))
-            for i in order if contributions[i] > 0
+            [Reason(feature=names[j], description=self.descriptions.get(names[j], names[j]),
+                    value=None if math.isnan(matrix[i, j]) else float(matrix[i, j]),
+                    contribution=round(float(contributions[i, j]), 4))
+             for j in top[i] if contributions[i, j] > 0]
+            for i in range(len(matrix))
         ]
 
 
-def _as_float(value: object) -> float:
-    return float("nan") if value is None else float(value)
+def _as_floats(values: Sequence[object]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)

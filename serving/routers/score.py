@@ -1,16 +1,25 @@
-"""POST /score: one payment in, a risk score, decision and reasons out."""
+"""POST /score (one payment) and POST /score/batch (up to 1,000): risk, decision, reasons."""
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter
+from fastapi.responses import Response
 
 from serving.deps import ScorerDep
-from serving.schemas import ScoreResponse, Transaction
+from serving.schemas import BatchScoreRequest, BatchScoreResponse, ScoreResponse, Transaction
 
 router = APIRouter(tags=["scoring"])
 
 
+def _json(model: ScoreResponse | BatchScoreResponse) -> Response:
+    # pydantic serialises (in Rust); FastAPI's generic encoder would walk the model again.
+    return Response(content=model.model_dump_json(), media_type="application/json")
+
+
 @router.post("/score", response_model=ScoreResponse)
-def score(transaction: Transaction, scorer: ScorerDep, background: BackgroundTasks) -> ScoreResponse:
-    scored = scorer.score(transaction)
-    # The state push and the event run after the answer is sent, off the request path.
-    background.add_task(scorer.record, scored)
-    return scored.response
+async def score(transaction: Transaction, scorer: ScorerDep) -> Response:
+    (answer,) = await scorer.score([transaction])
+    return _json(answer)
+
+
+@router.post("/score/batch", response_model=BatchScoreResponse)
+async def score_batch(batch: BatchScoreRequest, scorer: ScorerDep) -> Response:
+    return _json(BatchScoreResponse(results=await scorer.score(batch.transactions)))

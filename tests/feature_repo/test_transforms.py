@@ -85,7 +85,7 @@ def request(t: float, amount: float, times: list[float], amounts: list[float],
 
 def test_customer_windows_include_the_current_payment_and_slide() -> None:
     inputs = pd.DataFrame([request(10.5, 30.0, [2.0, 9.75, 10.0], [5.0, 10.0, 20.0])])
-    out = customer_request_features(inputs).iloc[0]
+    out = pd.DataFrame(customer_request_features(inputs)).iloc[0]
     assert out["customer_id_nb_tx_1day_window"] == 3  # 9.75, 10.0 and the payment itself
     assert out["customer_id_avg_amount_1day_window"] == pytest.approx(20.0)
     assert out["customer_id_nb_tx_7day_window"] == 3  # day 2.0 is 8.5 days back
@@ -99,7 +99,7 @@ def test_customer_without_state_counts_one_payment() -> None:
     inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(1.0), "tx_amount": 12.5, "device_hash": 7,
                             "recent_tx_epoch_seconds": None, "recent_tx_amounts": None,
                             "recent_tx_device_hashes": None}])
-    out = customer_request_features(inputs).iloc[0]
+    out = pd.DataFrame(customer_request_features(inputs)).iloc[0]
     assert out["customer_id_nb_tx_30day_window"] == 1
     assert out["customer_id_avg_amount_30day_window"] == pytest.approx(12.5)
     assert np.isnan(out["amount_over_customer_avg_30day"])
@@ -114,7 +114,7 @@ def test_request_time_flags_and_device_history() -> None:
         request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("b")),
         request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=NO_DEVICE_HASH),
     ])
-    out = customer_request_features(inputs)
+    out = pd.DataFrame(customer_request_features(inputs))
     assert out["tx_during_weekend"].tolist() == [1, 0, 0]
     assert out["tx_during_night"].tolist() == [1, 0, 0]
     assert out["device_used_by_customer_30day"].iloc[0] == 1.0
@@ -127,7 +127,7 @@ def test_terminal_windows_sit_behind_the_label_delay() -> None:
     inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(10.0), "labelled_tx_epoch_seconds":
                             [seconds(1.5), seconds(2.5), seconds(3.0), seconds(3.5)],
                             "labelled_tx_frauds": [1, 0, 1, 1]}])
-    out = terminal_request_features(inputs, label_delay_days=7).iloc[0]
+    out = pd.DataFrame(terminal_request_features(inputs, label_delay_days=7)).iloc[0]
     # Known up to day 3.0 inclusive: day 3.5 is younger than the delay.
     assert out["terminal_id_nb_tx_1day_window"] == 2  # (2.0, 3.0]
     assert out["terminal_id_risk_1day_window"] == pytest.approx(0.5)

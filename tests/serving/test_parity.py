@@ -13,6 +13,7 @@ import redis
 from feature_repo.store import materialize
 from monitoring.skew import skew_report
 from serving.events import ScoringEvent, latest_events
+from serving.worker import WorkerConfig, open_worker
 
 REPLAY_CUSTOMERS = 8
 
@@ -34,6 +35,7 @@ def replayed(http_session, feature_store, transactions, online_until, live_custo
     live = transactions[(transactions["tx_datetime"] >= online_until)
                         & transactions["customer_id"].isin(live_customers[:REPLAY_CUSTOMERS])]
     client = redis.Redis.from_url(settings.redis_url)
+    worker = open_worker(settings, WorkerConfig(consumer="parity-replay"))
     events = []
     for tx in live.sort_values("tx_datetime").itertuples():
         # The label feed: labels known by this payment's time reach the online store first.
@@ -43,8 +45,10 @@ def replayed(http_session, feature_store, transactions, online_until, live_custo
                 "customer_id": int(tx.customer_id), "terminal_id": int(tx.terminal_id),
                 "tx_amount": float(tx.tx_amount), "device_id": tx.device_id}
         assert http_session.post("/score", json=body).status_code == 200
-        # The next payment of this customer must see this one: wait until it is recorded.
+        # The worker turns the scoring event into the customer's next state; the next
+        # payment of this customer must see it.
         events.append(wait_for_event(client, settings.scoring_stream, str(tx.transaction_id)))
+        worker.run(once=True)
     client.close()
     assert len(events) >= 2 * REPLAY_CUSTOMERS
     return live.sort_values("tx_datetime"), events

@@ -108,3 +108,31 @@ def test_health_reports_model_online_store_and_registry(http, trained_model) -> 
     assert {k: body[k] for k in ("status", "model_version", "online_store", "model_registry")} == {
         "status": "ok", "model_version": trained_model.version, "online_store": "ok", "model_registry": "ok"}
     assert body["registry_error"] is None
+
+
+def test_batch_scores_in_order_and_agrees_with_single_scoring(http, transactions, online_until, live_customers) -> None:
+    live = transactions[(transactions["tx_datetime"] >= online_until)
+                        & transactions["customer_id"].isin(live_customers[-6:-3])].head(6)
+    bodies = [payload(tx, transaction_id=f"b-{i}") for i, (_, tx) in enumerate(live.iterrows())]
+    # Scoring pushes no state by itself (the worker does), so single and batch see the same features.
+    singles = [http.post("/score", json=body).json() for body in bodies]
+    batch = http.post("/score/batch", json={"transactions": bodies})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["transaction_id"] for r in results] == [b["transaction_id"] for b in bodies]
+    for single, batched in zip(singles, results):
+        assert batched["risk_score"] == pytest.approx(single["risk_score"], abs=1e-6)
+        assert batched["reasons"] == single["reasons"]
+
+
+def test_batch_rejects_more_than_a_thousand_or_none(http, probe) -> None:
+    too_many = http.post("/score/batch", json={"transactions": [payload(probe)] * 1001})
+    assert too_many.status_code == 422 and too_many.json()["detail"][0]["field"] == "transactions"
+    empty = http.post("/score/batch", json={"transactions": []})
+    assert empty.status_code == 422 and empty.json()["detail"][0]["field"] == "transactions"
+
+
+def test_batch_names_the_broken_item(http, probe) -> None:
+    response = http.post("/score/batch", json={"transactions": [payload(probe), payload(probe, tx_amount=-3)]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "transactions.1.tx_amount"

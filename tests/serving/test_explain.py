@@ -1,0 +1,37 @@
+"""Reasons: our walk of the booster's trees gives XGBoost's own approximate contributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from serving.explain import Contributions
+
+
+@pytest.fixture(scope="module")
+def booster() -> xgb.Booster:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 6))
+    x[rng.uniform(size=x.shape) < 0.05] = np.nan  # missing values take the default branch
+    y = ((np.nan_to_num(x[:, 0]) + x[:, 1] ** 2 > 1) ^ (rng.uniform(size=2000) < 0.05)).astype(int)
+    return xgb.train({"objective": "binary:logistic", "max_depth": 5, "tree_method": "exact", "base_score": 0.5},
+                     xgb.DMatrix(x, label=y, missing=np.nan), 30)
+
+
+def test_contributions_equal_xgboost_approx_contributions(booster: xgb.Booster) -> None:
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(300, 6))
+    rows[rng.uniform(size=rows.shape) < 0.1] = np.nan
+    theirs = booster.predict(xgb.DMatrix(rows, missing=np.nan), pred_contribs=True, approx_contribs=True)
+    ours = Contributions(booster)
+    np.testing.assert_allclose(ours.walk(rows), theirs[:, :-1], atol=1e-5)
+    np.testing.assert_allclose(ours(rows[:3]), theirs[:3, :-1], atol=1e-5)  # small batches walk too
+    assert ours.bias == pytest.approx(float(theirs[0, -1]), abs=1e-5)
+
+
+def test_contributions_add_up_to_the_margin(booster: xgb.Booster) -> None:
+    rows = np.random.default_rng(2).normal(size=(50, 6))
+    margin = booster.predict(xgb.DMatrix(rows), output_margin=True)
+    ours = Contributions(booster)
+    np.testing.assert_allclose(ours(rows).sum(axis=1) + ours.bias, margin, atol=1e-4)
