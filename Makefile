@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench bench-serving clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,17 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # Speed and scale, measured against a baseline in the same run (see benchmarks/).
-bench: $(STAMP)
+bench: $(STAMP) bench-serving
 	$(BIN)/python -m benchmarks.handbook_evaluation
+
+# The scorer against Feast's feature server and a bare FastAPI app, driven by wrk
+# (installed from Debian's packages when missing). BENCH_SERVING_ARGS passes options,
+# e.g. make bench-serving BENCH_SERVING_ARGS='--workers 2 --duration 20'.
+bench-serving: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }
+	$(BIN)/python -m benchmarks.serving $(BENCH_SERVING_ARGS)
 
 clean:
 	rm -rf $(VENV) .fraud-data
