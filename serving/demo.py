@@ -25,6 +25,8 @@ SCENARIOS = {0: "legitimate", 1: "large amount", 2: "compromised terminal",
 # The simulator is deterministic per seed whatever the dates; with this seed the held-back
 # live day holds payments of every fraud scenario, so the demo can show each one.
 DEMO_SEED = 29
+# The demo's own scoring stream: cleared at each run, never the platform's main one.
+DEMO_STREAM = "fraud:demo:scoring-events"
 LEGITIMATE_SAMPLES = 4
 FRAUD_SAMPLES_PER_SCENARIO = 2
 
@@ -41,6 +43,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     settings = _demo_settings(settings)
     with _redis_for_demo(settings, console) as redis_url:
         settings = Settings(**{**settings.model_dump(), "redis_url": redis_url})
+        _clear_demo_stream(settings)
         console.print(f"[bold]demo data[/bold] in {settings.data_dir}, Redis at {redis_url}")
 
         with console.status("1/7 simulating transactions"):
@@ -81,6 +84,18 @@ def run_demo(settings: Settings, console: Console) -> None:
         with _scorer_process(settings, console) as base_url:
             table = _score_samples(base_url, _pick_samples(live))
         console.print(table)
+        _run_worker(settings, console)
+
+
+def _run_worker(settings: Settings, console: Console) -> None:
+    """What `fraud worker` does continuously: the prediction log and the customers' next states."""
+    from monitoring.prediction_log import log_dir, read_prediction_log
+    from serving.worker import WorkerConfig, open_worker
+
+    processed = open_worker(settings, WorkerConfig(consumer="demo")).run(once=True)
+    logged = read_prediction_log(settings)
+    console.print(f"worker: {processed} scoring events consumed, {len(logged)} predictions logged under "
+                  f"{log_dir(settings)}, customer states pushed for the next payments")
 
 
 def _demo_settings(settings: Settings) -> Settings:
@@ -89,7 +104,17 @@ def _demo_settings(settings: Settings) -> Settings:
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-    return Settings(**{**settings.model_dump(), "data_dir": demo_dir, "mlflow_tracking_uri": tracking})
+    return Settings(**{**settings.model_dump(), "data_dir": demo_dir, "mlflow_tracking_uri": tracking,
+                       "scoring_stream": DEMO_STREAM})
+
+
+def _clear_demo_stream(settings: Settings) -> None:
+    """Drop the previous demo's events and the worker's bookkeeping of them."""
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = list(client.scan_iter(match=f"{DEMO_STREAM}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @contextlib.contextmanager
@@ -121,7 +146,7 @@ def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
     """Start `fraud serve` in its own process and stop it on the way out."""
     port = _free_port()
     env = {**os.environ, "FRAUD_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url,
-           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "FRAUD_SCORING_STREAM": settings.scoring_stream}
     process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
