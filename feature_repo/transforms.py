@@ -214,17 +214,27 @@ class _Ragged:
 
     values: np.ndarray
     row: np.ndarray
+    lengths: np.ndarray
 
     @classmethod
     def of(cls, column: Sequence[object], dtype: type) -> "_Ragged":
         lists = [np.asarray(v if v is not None and not _is_nan(v) else [], dtype=dtype) for v in column]
         lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
         values = np.concatenate(lists) if lists and lengths.sum() else np.zeros(0, dtype=dtype)
-        return cls(values=values, row=np.repeat(np.arange(len(lists)), lengths))
+        return cls(values=values, row=np.repeat(np.arange(len(lists)), lengths), lengths=lengths)
 
     def total(self, n: int, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         w = mask.astype(np.float64) if weights is None else np.where(mask, weights, 0.0)
         return np.bincount(self.row, weights=w, minlength=n)
+
+    def latest(self, mask: np.ndarray) -> np.ndarray:
+        """Per row, the largest value where `mask` holds, or -1 (segment reduce: ufunc.at is slow)."""
+        out = np.full(len(self.lengths), -1, dtype=np.int64)
+        nonempty = self.lengths > 0
+        if nonempty.any():
+            starts = (np.cumsum(self.lengths) - self.lengths)[nonempty]
+            out[nonempty] = np.maximum.reduceat(np.where(mask, self.values, -1), starts)
+        return out
 
 
 def _is_nan(value: object) -> bool:
@@ -258,8 +268,7 @@ def customer_request_features(inputs: Columns) -> dict[str, np.ndarray]:
     in_30d = before & (times.values > t_row - STATE_DAYS * DAY_S)
     history = times.total(n, in_30d)
     avg_before = np.divide(times.total(n, in_30d, amounts), history, out=np.full(n, np.nan), where=history > 0)
-    last = np.full(n, -1, dtype=np.int64)
-    np.maximum.at(last, times.row[before], times.values[before])
+    last = times.latest(before)
     hour = (t // 3600) % 24
     weekday = (t // DAY_S + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
     request_hash = np.asarray(inputs["device_hash"], dtype=np.int64)

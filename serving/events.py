@@ -83,14 +83,16 @@ class EventPublisher:
         self.settings = settings
         self.batch = batch
         self.dropped = 0
-        self._queue: queue.Queue[ScoringEvent] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[tuple] = queue.Queue(maxsize=capacity)
         self._client = redis.Redis.from_url(settings.redis_url)
         self._thread = threading.Thread(target=self._run, name="event-publisher", daemon=True)
         self._thread.start()
 
-    def submit(self, event: ScoringEvent) -> None:
+    def submit(self, transaction: Transaction, features: dict[str, float], response: ScoreResponse,
+               latency_ms: float) -> None:
+        """Hand a scored payment over; the event is built and sent on the publisher's thread."""
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((transaction, features, response, latency_ms))
         except queue.Full:
             self.dropped += 1
 
@@ -104,8 +106,8 @@ class EventPublisher:
                     break
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for event in events:
-                        pipe.xadd(self.settings.scoring_stream, event.to_fields(),
+                    for scored in events:
+                        pipe.xadd(self.settings.scoring_stream, ScoringEvent.of(*scored).to_fields(),
                                   maxlen=self.settings.scoring_stream_maxlen, approximate=True)
                     pipe.execute()
             except redis.RedisError as error:

@@ -23,7 +23,7 @@ from feature_repo.transforms import (
     entity_row,
     terminal_request_features,
 )
-from serving.events import EventPublisher, ScoringEvent
+from serving.events import EventPublisher
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
 from serving.schemas import Decision, Reason, ScoreResponse, Transaction
@@ -91,8 +91,7 @@ class Scorer:
         ]
         latency_ms = (time.perf_counter() - started) * 1000
         for i, (tx, response) in enumerate(zip(transactions, responses)):
-            self.events.submit(ScoringEvent.of(tx, dict(zip(model.feature_names, matrix[i].tolist())),
-                                               response, latency_ms))
+            self.events.submit(tx, dict(zip(model.feature_names, matrix[i].tolist())), response, latency_ms)
         return responses
 
     def _reasons(self, model: LoadedModel, matrix: np.ndarray) -> list[list[Reason]]:
