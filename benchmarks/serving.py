@@ -681,7 +681,7 @@ def benchmark_server(spec: ServerSpec, base_url: str, bodies: Path, check_body: 
                 result.batch = run_batch(base_url, spec.batch_path, batch_payload, batch_rows, args.batch_calls)
                 result.batch_peak_rss_mib = tree_memory_mib(process.pid)[0]
                 b = result.batch
-                print(f"  batch: " + (f"{b.tx_per_s:,.0f} tx/s" if b.tx_per_s else "-") +
+                print("  batch: " + (f"{b.tx_per_s:,.0f} tx/s" if b.tx_per_s else "-") +
                       (f" ({b.note})" if b.note else ""), flush=True)
     except (SetupError, httpx.HTTPError) as error:
         tail = _tail(logs / f"{spec.name}.log")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pandas as pd
 
 from data.settings import FEATURE_REPO_DIR
 from feature_repo.transforms import entity_frame

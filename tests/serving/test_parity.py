@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import time
 
-import pandas as pd
 import pytest
 import redis
 
