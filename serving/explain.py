@@ -18,14 +18,14 @@ import xgboost as xgb
 
 @dataclass(frozen=True)
 class _Forest:
-    """All trees as padded (trees x nodes) arrays."""
+    """Every node of every tree in flat arrays; a leaf points to itself, so walking past it is a no-op."""
 
+    roots: np.ndarray  # flat index of each tree's root
     left: np.ndarray
     right: np.ndarray
     feature: np.ndarray
     threshold: np.ndarray  # float32, as XGBoost compares
     default_left: np.ndarray
-    leaf: np.ndarray
     mean: np.ndarray  # cover-weighted mean of the leaf values below each node
     depth: int
 
@@ -43,7 +43,7 @@ class Contributions:
         trees = model["learner"]["gradient_booster"]["model"]["trees"]
         self.n_features = int(model["learner"]["learner_model_param"]["num_feature"])
         self.forest = _pack(trees)
-        self.bias = float(self.forest.mean[:, 0].sum())
+        self.bias = float(self.forest.mean[self.forest.roots].sum())
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """Contributions per row and feature (rows x features); their sum plus the bias is the margin."""
@@ -55,49 +55,43 @@ class Contributions:
     def walk(self, matrix: np.ndarray) -> np.ndarray:
         """The numpy walk of every tree at once (fast for a few rows)."""
         forest, rows = self.forest, matrix.shape[0]
-        values = matrix.astype(np.float32)
-        n_trees = forest.left.shape[0]
-        tree = np.broadcast_to(np.arange(n_trees), (rows, n_trees))
-        row = np.broadcast_to(np.arange(rows)[:, None], (rows, n_trees))
-        node = np.zeros((rows, n_trees), dtype=np.int64)
+        values = matrix.astype(np.float32).ravel()
+        row_offset = (np.arange(rows) * self.n_features)[:, None]
+        node = np.broadcast_to(forest.roots, (rows, len(forest.roots)))
         totals = np.zeros(rows * self.n_features, dtype=np.float64)
         for _ in range(forest.depth):
-            active = ~forest.leaf[tree, node]
-            feature = forest.feature[tree, node]
-            x = values[row, feature]
-            missing = np.isnan(x)
-            go_left = np.where(missing, forest.default_left[tree, node], x < forest.threshold[tree, node])
-            child = np.where(go_left, forest.left[tree, node], forest.right[tree, node])
-            child = np.where(active, child, node)
-            delta = forest.mean[tree, child] - forest.mean[tree, node]
-            totals += np.bincount((row * self.n_features + feature)[active], weights=delta[active],
-                                  minlength=rows * self.n_features)
+            slot = row_offset + forest.feature[node]
+            x = values[slot]
+            go_left = np.where(np.isnan(x), forest.default_left[node], x < forest.threshold[node])
+            child = np.where(go_left, forest.left[node], forest.right[node])
+            totals += np.bincount(slot.ravel(), weights=(forest.mean[child] - forest.mean[node]).ravel(),
+                                  minlength=len(totals))
             node = child
         return totals.reshape(rows, self.n_features)
 
 
 def _pack(trees: list[dict]) -> _Forest:
-    size = max(len(t["left_children"]) for t in trees)
-    n = len(trees)
-    left, right = np.zeros((n, size), np.int64), np.zeros((n, size), np.int64)
-    feature = np.zeros((n, size), np.int64)
-    threshold = np.zeros((n, size), np.float32)
-    default_left = np.zeros((n, size), bool)
-    leaf = np.ones((n, size), bool)
-    mean = np.zeros((n, size), np.float64)
+    sizes = [len(t["left_children"]) for t in trees]
+    roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    left, right, feature, threshold, default_left, mean = [], [], [], [], [], []
     depth = 0
-    for i, tree in enumerate(trees):
-        k = len(tree["left_children"])
-        left[i, :k], right[i, :k] = tree["left_children"], tree["right_children"]
-        feature[i, :k] = tree["split_indices"]
-        threshold[i, :k] = np.asarray(tree["split_conditions"], dtype=np.float32)
-        default_left[i, :k] = np.asarray(tree["default_left"], dtype=bool)
-        leaf[i, :k] = left[i, :k] == -1
-        mean[i, :k], tree_depth = _node_means(left[i, :k], right[i, :k], np.asarray(tree["split_conditions"]),
-                                              np.asarray(tree["sum_hessian"], dtype=np.float64))
+    for root, tree in zip(roots, trees):
+        tree_left = np.asarray(tree["left_children"], dtype=np.int64)
+        tree_right = np.asarray(tree["right_children"], dtype=np.int64)
+        is_leaf = tree_left == -1
+        own = root + np.arange(len(tree_left))
+        left.append(np.where(is_leaf, own, root + tree_left))
+        right.append(np.where(is_leaf, own, root + tree_right))
+        feature.append(np.where(is_leaf, 0, np.asarray(tree["split_indices"], dtype=np.int64)))
+        threshold.append(np.asarray(tree["split_conditions"], dtype=np.float32))
+        default_left.append(np.asarray(tree["default_left"], dtype=bool))
+        tree_mean, tree_depth = _node_means(tree_left, tree_right, np.asarray(tree["split_conditions"]),
+                                            np.asarray(tree["sum_hessian"], dtype=np.float64))
+        mean.append(tree_mean)
         depth = max(depth, tree_depth)
-    left[left < 0], right[right < 0] = 0, 0  # leaves never descend; keep indices valid
-    return _Forest(left, right, feature, threshold, default_left, leaf, mean, depth)
+    return _Forest(roots=roots, left=np.concatenate(left), right=np.concatenate(right),
+                   feature=np.concatenate(feature), threshold=np.concatenate(threshold),
+                   default_left=np.concatenate(default_left), mean=np.concatenate(mean), depth=depth)
 
 
 def _node_means(left: np.ndarray, right: np.ndarray, leaf_values: np.ndarray,

@@ -77,7 +77,9 @@ class Scorer:
         columns = {**stored, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
         values = {**stored, **customer_request_features(columns),
                   **terminal_request_features(columns, self.label_delay_days)}
-        matrix = np.column_stack([_as_floats(values[name]) for name in model.feature_names])
+        matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
+        for j, name in enumerate(model.feature_names):
+            matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
         risks = model.booster.inplace_predict(matrix)
         reasons = self._reasons(model, matrix)
         responses = [
@@ -107,6 +109,3 @@ class Scorer:
             for i in range(len(matrix))
         ]
 
-
-def _as_floats(values: Sequence[object]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
