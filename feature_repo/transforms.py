@@ -21,6 +21,7 @@ payments in (t - w, t] with the current one included, and the terminal's payment
 from __future__ import annotations
 
 import functools
+import itertools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -218,9 +219,10 @@ class _Ragged:
 
     @classmethod
     def of(cls, column: Sequence[object], dtype: type) -> "_Ragged":
-        lists = [np.asarray(v if v is not None and not _is_nan(v) else [], dtype=dtype) for v in column]
+        lists = [v if v is not None and not _is_nan(v) else () for v in column]
         lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
-        values = np.concatenate(lists) if lists and lengths.sum() else np.zeros(0, dtype=dtype)
+        # One pass over every element: far cheaper than an array per row for short lists.
+        values = np.fromiter(itertools.chain.from_iterable(lists), dtype=dtype, count=int(lengths.sum()))
         return cls(values=values, row=np.repeat(np.arange(len(lists)), lengths), lengths=lengths)
 
     def total(self, n: int, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
