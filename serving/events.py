@@ -59,8 +59,11 @@ def clean_features(values: dict[str, float]) -> dict[str, float | None]:
     return {name: None if math.isnan(value) else value for name, value in values.items()}
 
 
-def publish(client: redis.Redis, settings: Settings, event: ScoringEvent) -> str:
-    """Append an event to the scoring stream (capped, approximately, at the configured length)."""
+def publish(client: redis.Redis | redis.client.Pipeline, settings: Settings, event: ScoringEvent) -> str | None:
+    """Append an event to the scoring stream (capped, approximately, at the configured length).
+
+    On a pipeline the command is queued and None returned; on a client, the event's id.
+    """
     event_id = client.xadd(settings.scoring_stream, event.to_fields(),
                            maxlen=settings.scoring_stream_maxlen, approximate=True)
     return event_id.decode() if isinstance(event_id, bytes) else event_id
@@ -107,8 +110,7 @@ class EventPublisher:
             try:
                 with self._client.pipeline(transaction=False) as pipe:
                     for scored in events:
-                        pipe.xadd(self.settings.scoring_stream, ScoringEvent.of(*scored).to_fields(),
-                                  maxlen=self.settings.scoring_stream_maxlen, approximate=True)
+                        publish(pipe, self.settings, ScoringEvent.of(*scored))
                     pipe.execute()
             except redis.RedisError as error:
                 self.dropped += len(events)

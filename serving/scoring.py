@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import redis
 from feast import FeatureService, FeatureStore
 
 from data.settings import Settings
@@ -55,6 +56,15 @@ class Scorer:
         self.descriptions = feature_descriptions(store, self.service)
         self.label_delay_days = configured_label_delay_days()
         self.events = EventPublisher(settings)
+        # For /health: short timeouts, so a dead Redis answers "unreachable" quickly.
+        self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2,
+                                                 socket_connect_timeout=0.2)
+
+    def online_store_reachable(self) -> bool:
+        try:
+            return bool(self.health_redis.ping())
+        except redis.RedisError:
+            return False
 
     def check_model(self, model: LoadedModel) -> None:
         """A model may serve only if the feature service offers every input it needs."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
 from feature_repo.transforms import entity_frame
+from training.protocol import Split
 
 
 def build_training_set(store: FeatureStore, service: FeatureService,
@@ -24,6 +27,25 @@ def build_training_set(store: FeatureStore, service: FeatureService,
         joined[column] = transactions[column].to_numpy()
     joined["tx_datetime"] = transactions["tx_datetime"].to_numpy()
     return joined
+
+
+@dataclass(frozen=True)
+class SplitSets:
+    """Train and test sets of one split, and the model inputs the service offers."""
+
+    feature_names: list[str]
+    train: pd.DataFrame
+    test: pd.DataFrame
+
+
+def build_split_sets(store: FeatureStore, service_name: str, split: Split) -> SplitSets:
+    """Both sides of a split through the same feature service, with its model inputs."""
+    from feature_repo.store import model_feature_names
+
+    service = store.get_feature_service(service_name)
+    return SplitSets(feature_names=model_feature_names(store, service),
+                     train=build_training_set(store, service, split.train),
+                     test=build_training_set(store, service, split.test))
 
 
 def feature_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:

@@ -7,8 +7,7 @@ import pandas as pd
 from feast import FeatureStore
 
 from data.settings import Settings
-from feature_repo.store import model_feature_names
-from training.dataset import build_training_set, feature_matrix
+from training.dataset import build_split_sets, feature_matrix
 from training.models import ModelKind, fit_scorer
 from training.protocol import evaluate_scores, handbook_split
 from training.register import configure_mlflow
@@ -26,11 +25,9 @@ def evaluate_handbook(settings: Settings, store: FeatureStore, transactions: pd.
     """
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); evaluation needs labelled data")
-    service = store.get_feature_service(settings.feature_service)
-    names = model_feature_names(store, service)
     split = handbook_split(transactions, train_start.date(), delay_days=settings.label_delay_days)
-    train_set = build_training_set(store, service, split.train)
-    test_set = build_training_set(store, service, split.test)
+    sets = build_split_sets(store, settings.feature_service, split)
+    names, train_set, test_set = sets.feature_names, sets.train, sets.test
     scorer = fit_scorer(model, feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
     scores = scorer(feature_matrix(test_set, names))
     metrics = evaluate_scores(test_set, scores).as_dict()
@@ -39,7 +36,7 @@ def evaluate_handbook(settings: Settings, store: FeatureStore, transactions: pd.
         title=f"Handbook protocol, {model}, training week from {train_start.date()}",
         review_threshold=settings.review_threshold)
     configure_mlflow(settings, experiment=EVALUATION_EXPERIMENT)
-    with mlflow.start_run(tags={"protocol": "handbook", "feature_service": service.name}) as run:
+    with mlflow.start_run(tags={"protocol": "handbook", "feature_service": settings.feature_service}) as run:
         mlflow.log_params({"model": model, "train_start": str(train_start.date()),
                            "label_delay_days": settings.label_delay_days})
         mlflow.log_metrics(metrics)

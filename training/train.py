@@ -12,8 +12,7 @@ from feast import FeatureStore
 from mlflow.exceptions import MlflowException
 
 from data.settings import Settings
-from feature_repo.store import model_feature_names
-from training.dataset import build_training_set, feature_matrix
+from training.dataset import build_split_sets, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Metrics, Split, evaluate_scores
 from training.register import CHAMPION, Lineage, code_version, log_and_register, log_rejected
@@ -69,11 +68,9 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
     """
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); training needs labelled data")
-    service = store.get_feature_service(settings.feature_service)
-    names = model_feature_names(store, service)
     split = holdout_split(transactions, settings.label_delay_days)
-    train_set = build_training_set(store, service, split.train)
-    test_set = build_training_set(store, service, split.test)
+    sets = build_split_sets(store, settings.feature_service, split)
+    names, train_set, test_set = sets.feature_names, sets.train, sets.test
     booster = fit_xgboost(feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
     scores = booster.inplace_predict(feature_matrix(test_set, names))
     metrics = evaluate_scores(test_set, scores)
@@ -89,7 +86,7 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
         title=f"{settings.model_name} candidate: holdout of the last {HOLDOUT_DAYS} days",
         review_threshold=settings.review_threshold)
     lineage = Lineage(
-        feature_service=service.name, feature_names=names, data_source=str(settings.raw_dir),
+        feature_service=settings.feature_service, feature_names=names, data_source=str(settings.raw_dir),
         data_start=str(split.train["tx_datetime"].min()), data_end=str(split.train["tx_datetime"].max()),
         data_rows=len(train_set), data_frauds=int(train_set["is_fraud"].sum()), code_version=code_version())
     params = {**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS}

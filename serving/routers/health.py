@@ -1,6 +1,5 @@
 """GET /health: is the scorer able to answer, and is its online store reachable."""
 
-import redis
 from fastapi import APIRouter
 
 from serving.deps import ScorerDep
@@ -11,13 +10,7 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health", response_model=Health)
 def health(scorer: ScorerDep) -> Health:
-    client = redis.Redis.from_url(scorer.settings.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
-    try:
-        reachable = bool(client.ping())
-    except redis.RedisError:
-        reachable = False
-    finally:
-        client.close()
+    reachable = scorer.online_store_reachable()
     registry = scorer.models.status
     return Health(status="ok" if reachable and registry.reachable else "degraded",
                   model_version=scorer.model.version, online_store="ok" if reachable else "unreachable",
