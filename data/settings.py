@@ -47,6 +47,25 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(default="3GB", description="DuckDB spills to disk past this")
     scoring_stream: str = "fraud:scoring-events"
     scoring_stream_maxlen: int = Field(default=2_000_000, ge=1000)
+    # Monitoring (monitoring/drift.py): a statistic past its threshold raises an alert.
+    drift_numeric_threshold: float = Field(
+        default=0.1, gt=0.0, description="Wasserstein distance in reference standard deviations")
+    drift_categorical_threshold: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="Jensen-Shannon distance, for flags and few-valued features")
+    # Shown in the report, never alerting, because they move with the calendar: a 24-hour
+    # window is all weekend or none of it, and while a history is young (every device is
+    # new when the data starts) every device's age grows by a day each day.
+    drift_report_only: list[str] = Field(default=["tx_during_weekend", "device_age_days"])
+    prediction_drift_threshold: float = Field(default=0.1, gt=0.0, description="as drift_numeric_threshold")
+    decision_rate_max_change: float = Field(
+        default=0.05, gt=0.0, le=1.0, description="largest change in any decision's share of payments")
+    missing_rate_max_increase: float = Field(
+        default=0.05, gt=0.0, le=1.0, description="largest rise in a feature's share of missing values")
+    drift_min_rows: int = Field(default=200, ge=1, description="fewer served payments give no verdict")
+    reference_max_rows: int = Field(default=100_000, ge=1000)
+    alert_stream: str = "fraud:alerts"
+    alert_stream_maxlen: int = Field(default=100_000, ge=100)
+    drift_results_key: str = "fraud:monitoring:latest-drift"
 
     @model_validator(mode="after")
     def _resolve(self) -> "Settings":
@@ -77,6 +96,10 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.data_dir / "mlartifacts"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        return self.data_dir / "monitoring"
 
     @property
     def redis_db(self) -> int:

@@ -17,6 +17,7 @@ import hashlib
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -181,22 +182,36 @@ def remove_stale_temp_files(root: Path, older_than_s: float = STALE_TEMP_SECONDS
 # --- Reading -------------------------------------------------------------------------
 
 def read_prediction_log(settings: Settings, start: date | datetime | str | None = None,
-                        end: date | datetime | str | None = None) -> pd.DataFrame:
+                        end: date | datetime | str | None = None,
+                        columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Logged predictions of payments dated start..end (UTC dates, both included; None: open).
 
     Sorted by payment time. Feature columns a file lacks (another model's inputs) are NaN.
-    Nothing logged gives an empty frame with the base columns and their types.
+    `columns`: read only these (the base columns among them keep their types; the
+    payment time and stream id are always read, for the order). Nothing logged gives an
+    empty frame with the base columns and their types.
     """
     files = [path for partition in _partitions(log_dir(settings), _as_day(start), _as_day(end))
              for path in sorted(partition.glob("part-*.parquet"))]
     if not files:
         return empty_prediction_log()
-    # ParquetFile reads exactly the file: no partition column inferred from "date=..." folders.
-    table = pa.concat_tables([pq.ParquetFile(path).read() for path in files], promote_options="default")
-    frame = table.to_pandas()
+    wanted = None if columns is None else list(dict.fromkeys(["tx_datetime", "stream_id", *columns]))
+    # Files are small and many (one per worker batch): read them on threads, which
+    # pyarrow runs without the GIL.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        tables = list(pool.map(lambda path: _read_file(path, wanted), files))
+    frame = pa.concat_tables(tables, promote_options="default").to_pandas()
     features = [c for c in frame.columns if c not in BASE_COLUMNS]
     frame[features] = frame[features].astype(np.float64)  # a column absent from a file arrives as null
     return frame.sort_values(["tx_datetime", "stream_id"], kind="stable").reset_index(drop=True)
+
+
+def _read_file(path: Path, columns: list[str] | None) -> pa.Table:
+    # ParquetFile reads exactly the file: no partition column inferred from "date=..." folders.
+    parquet = pq.ParquetFile(path)
+    if columns is None:
+        return parquet.read()
+    return parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names])
 
 
 def empty_prediction_log() -> pd.DataFrame:

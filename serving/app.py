@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from data.settings import Settings
 from feature_repo.store import feature_store
 from serving.model import load_model
-from serving.routers import health, model, score
+from serving.metrics import RequestMetricsMiddleware, ScorerMetrics
+from serving.routers import health, metrics, model, score
 from serving.scoring import Scorer
 
 
@@ -29,8 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scorer.models.stop()
 
     app = FastAPI(title="Fraud scorer", version="1", lifespan=lifespan)
+    app.state.metrics = ScorerMetrics()
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (score.router, model.router, health.router):
+    for router in (score.router, model.router, health.router, metrics.router):
         app.include_router(router)
     return app
 

@@ -22,6 +22,8 @@ app.add_typer(features_app, name="features")
 model_app = typer.Typer(help="The model registry: list, approve, promote, roll back, audit.",
                         no_args_is_help=True)
 app.add_typer(model_app, name="model")
+monitor_app = typer.Typer(help="Monitoring: drift of served features and predictions.", no_args_is_help=True)
+app.add_typer(monitor_app, name="monitor")
 # Wide enough for the demo's table when output is not a terminal (CI logs, pipes).
 console = Console(width=None if Console().is_terminal else 140)
 err = Console(stderr=True)
@@ -315,6 +317,63 @@ def skew_check(
         fail(f"{int((report['mismatches'] > 0).sum())} features differ between serving and training")
 
 
+ALERT_EXIT_CODE = 3  # distinct from 1 (the job could not run) so a scheduler can tell them apart
+
+
+@monitor_app.command("drift")
+def monitor_drift(
+    window: Annotated[str, typer.Option(help="Length of the window ending at --end: 90m, 24h, 7d.")] = "24h",
+    start: Annotated[Optional[datetime], typer.Option(help="Window start (UTC); overrides --window.")] = None,
+    end: Annotated[Optional[datetime], typer.Option(help="Window end (UTC), excluded. Default: now.")] = None,
+    model_version: Annotated[Optional[str], typer.Option(
+        help="Model version whose payments and reference to compare. Default: the one that served most.")] = None,
+) -> None:
+    """Compare the features and scores served in a window with the model's training reference.
+
+    Writes an Evidently HTML report and a JSON summary under FRAUD_DATA_DIR/monitoring/drift,
+    publishes alerts on the alert stream, and exits 3 when an alert fires (1 when it cannot run).
+    """
+    from datetime import timedelta
+
+    import redis
+
+    from monitoring.drift import DriftJobError, Window, parse_duration, run_drift
+
+    end_at = _as_utc(end) if end else datetime.now(timezone.utc)
+    try:
+        span = Window(start=_as_utc(start), end=end_at) if start else Window.ending(end_at, parse_duration(window))
+    except ValueError as error:
+        fail(str(error))
+    if span.end - span.start <= timedelta(0):
+        fail(f"--start {span.start:%Y-%m-%d %H:%M} is not before --end {span.end:%Y-%m-%d %H:%M}; swap them")
+    settings = Settings()
+    try:
+        with console.status(f"comparing payments of {span.start:%Y-%m-%d %H:%M} .. {span.end:%Y-%m-%d %H:%M} UTC "
+                            "with the training reference"):
+            run = run_drift(settings, span, model_version=model_version)
+    except DriftJobError as error:
+        fail(str(error))
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        fail(f"cannot reach Redis to publish the results ({error}); start it or set REDIS_URL")
+    console.print(f"model v{run.model_version}: {run.rows:,} served payments against {run.reference_rows:,} "
+                  f"reference rows, {len(run.checks)} checks in {run.seconds:.1f} s")
+    if run.other_version_rows:
+        console.print(f"{run.other_version_rows:,} payments scored by other versions were left out")
+    console.print(f"report: {run.html_path}\nsummary: {run.summary_path}")
+    if not run.alerts:
+        console.print("[green]no alert[/green]")
+        return
+    table = Table("kind", "feature", "statistic", "value", "threshold", title=f"{len(run.alerts)} alerts")
+    for check in run.alerts:
+        table.add_row(check.kind, check.feature, check.statistic, f"{check.value:.4f}", f"{check.threshold:.4f}")
+    console.print(table)
+    raise typer.Exit(ALERT_EXIT_CODE)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 @app.command("score-file")
 def score_file(
     path: Annotated[Path, typer.Argument(help="Transactions to score, parquet or CSV (the raw contract).")],
@@ -367,11 +426,27 @@ def score_file(
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1) -> None:
     """Run the scorer (FastAPI) with the champion model."""
+    import os
+    import shutil
+
     import uvicorn
 
-    # An import string and a factory let uvicorn start the same app in each worker process.
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    from serving.metrics import MULTIPROC_ENV
+
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Worker processes share their Prometheus metrics through files; a scrape sums them.
+        metrics_dir = Settings().data_dir / "metrics" / f"serve-{os.getpid()}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        # An import string and a factory let uvicorn start the same app in each worker process.
+        uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

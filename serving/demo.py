@@ -46,7 +46,7 @@ def run_demo(settings: Settings, console: Console) -> None:
         _clear_demo_stream(settings)
         console.print(f"[bold]demo data[/bold] in {settings.data_dir}, Redis at {redis_url}")
 
-        with console.status("1/7 simulating transactions"):
+        with console.status("1/8 simulating transactions"):
             transactions = simulate_transactions(SimulationConfig(seed=DEMO_SEED))
         # The last day is held back: those are the "live" payments the scorer will see.
         live_day = transactions["tx_datetime"].max().floor("D")
@@ -54,48 +54,69 @@ def run_demo(settings: Settings, console: Console) -> None:
         incoming = settings.incoming_dir / "transactions.parquet"
         incoming.parent.mkdir(parents=True, exist_ok=True)
         history.to_parquet(incoming, index=False)
-        console.print(f"1/7 simulated {len(transactions):,} transactions; "
+        console.print(f"1/8 simulated {len(transactions):,} transactions; "
                       f"{int(transactions['is_fraud'].sum()):,} frauds")
 
-        with console.status("2/7 checking the contract and ingesting"):
+        with console.status("2/8 checking the contract and ingesting"):
             result = RawStore(settings).ingest_file(incoming)
-        console.print(f"2/7 ingested {result.rows:,} transactions ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d})")
+        console.print(f"2/8 ingested {result.rows:,} transactions ({result.start:%Y-%m-%d} to {result.end:%Y-%m-%d})")
 
-        with console.status("3/7 building offline feature tables"):
+        with console.status("3/8 building offline feature tables"):
             build_offline_tables(settings, RawStore(settings).load())
-        console.print("3/7 built offline feature tables")
+        console.print("3/8 built offline feature tables")
 
         store = feature_store(settings)
-        with console.status("4/7 applying feature definitions (feast apply)"):
+        with console.status("4/8 applying feature definitions (feast apply)"):
             apply_definitions(store)
-        console.print("4/7 applied feature definitions: feature service " + settings.feature_service)
+        console.print("4/8 applied feature definitions: feature service " + settings.feature_service)
 
-        with console.status("5/7 materialising to Redis (feast materialize-incremental)"):
+        with console.status("5/8 materialising to Redis (feast materialize-incremental)"):
             store.materialize_incremental(end_date=datetime.now(timezone.utc))
-        console.print("5/7 materialised the latest snapshots to the online store")
+        console.print("5/8 materialised the latest snapshots to the online store")
 
-        with console.status("6/7 training, gating, registering, approving and promoting the model"):
+        with console.status("6/8 training, gating, registering, approving and promoting the model"):
             trained = train_candidate(settings, store, RawStore(settings).load())
             approve(settings, trained.version, by="fraud demo", note="demo run: gate passed on simulated data")
             promote(settings, trained.version, by="fraud demo", reason="demo run")
-        console.print(f"6/7 registered {trained.model_name} v{trained.version}, approved, promoted to champion: "
+        console.print(f"6/8 registered {trained.model_name} v{trained.version}, approved, promoted to champion: "
                       + ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items()))
 
         with _scorer_process(settings, console) as base_url:
-            table = _score_samples(base_url, _pick_samples(live))
-        console.print(table)
-        _run_worker(settings, console)
+            answers = _replay_live_day(base_url, settings, live, console)
+        console.print(_sample_table(_pick_samples(live), answers))
+        _monitor(settings, live_day, console)
 
 
-def _run_worker(settings: Settings, console: Console) -> None:
-    """What `fraud worker` does continuously: the prediction log and the customers' next states."""
-    from monitoring.prediction_log import log_dir, read_prediction_log
+def _replay_live_day(base_url: str, settings: Settings, live: pd.DataFrame, console: Console) -> dict[str, dict]:
+    """Every live-day payment scored over HTTP, while the worker logs them and updates customer states."""
+    from rich.progress import Progress
+
+    from monitoring.prediction_log import log_dir
+    from serving.replay import payment_bodies, replay
     from serving.worker import WorkerConfig, open_worker
 
-    processed = open_worker(settings, WorkerConfig(consumer="demo")).run(once=True)
-    logged = read_prediction_log(settings)
-    console.print(f"worker: {processed} scoring events consumed, {len(logged)} predictions logged under "
-                  f"{log_dir(settings)}, customer states pushed for the next payments")
+    worker = open_worker(settings, WorkerConfig(consumer="demo"))
+    answers: dict[str, dict] = {}
+    with httpx.Client(base_url=base_url, timeout=60) as client, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("scoring the live day (POST /score/batch, worker between waves)", total=len(live))
+        for answer in replay(client, worker, payment_bodies(live)):
+            answers[str(answer["transaction_id"])] = answer
+            bar.advance(task)
+    console.print(f"scored {len(answers):,} live-day payments over HTTP; the worker logged them under "
+                  f"{log_dir(settings)} and pushed each customer's next state")
+    return answers
+
+
+def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> None:
+    """The drift job over the live day: served features and scores against the training reference."""
+    from monitoring.drift import Window, run_drift
+
+    with console.status("8/8 drift: the live day against the model's training reference (Evidently)"):
+        run = run_drift(settings, Window(live_day.to_pydatetime(), (live_day + pd.Timedelta(days=1)).to_pydatetime()))
+    console.print(f"8/8 drift job: {run.rows:,} served payments against {run.reference_rows:,} reference rows, "
+                  f"{len(run.checks)} checks, {len(run.alerts)} alerts; report {run.html_path}")
+    for check in run.alerts:
+        console.print(f"    alert: {check.message()}")
 
 
 def _demo_settings(settings: Settings) -> Settings:
@@ -150,9 +171,9 @@ def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        with console.status("7/7 starting the scorer"):
+        with console.status("7/8 starting the scorer"):
             _wait_until_healthy(base_url, process)
-        console.print(f"7/7 scorer answering at {base_url}; sending sample transactions")
+        console.print(f"7/8 scorer answering at {base_url}; replaying the live day")
         yield base_url
     finally:
         process.terminate()
@@ -186,25 +207,14 @@ def _pick_samples(live: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def _score_samples(base_url: str, samples: pd.DataFrame) -> Table:
-    table = Table(title="Scored over HTTP: POST /score", show_lines=False)
+def _sample_table(samples: pd.DataFrame, answers: dict[str, dict]) -> Table:
+    table = Table(title="Scored over HTTP: POST /score/batch (a few of the live day's payments)", show_lines=False)
     for column in ("transaction", "truth", "amount", "risk", "decision", "top reason", "model"):
         table.add_column(column, justify="right" if column in ("amount", "risk") else "left")
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        for tx in samples.itertuples():
-            payload = {
-                "transaction_id": str(tx.transaction_id),
-                "tx_datetime": tx.tx_datetime.isoformat(),
-                "customer_id": int(tx.customer_id),
-                "terminal_id": int(tx.terminal_id),
-                "tx_amount": float(tx.tx_amount),
-                "device_id": getattr(tx, "device_id", None),
-            }
-            response = client.post("/score", json=payload)
-            response.raise_for_status()
-            answer = response.json()
-            reason = answer["reasons"][0]["description"] if answer["reasons"] else "-"
-            table.add_row(str(tx.transaction_id), SCENARIOS.get(int(tx.fraud_scenario), "?"),
-                          f"{tx.tx_amount:.2f}", f"{answer['risk_score']:.3f}", answer["decision"],
-                          reason, f"v{answer['model_version']}")
+    for tx in samples.itertuples():
+        answer = answers[str(tx.transaction_id)]
+        reason = answer["reasons"][0]["description"] if answer["reasons"] else "-"
+        table.add_row(str(tx.transaction_id), SCENARIOS.get(int(tx.fraud_scenario), "?"),
+                      f"{tx.tx_amount:.2f}", f"{answer['risk_score']:.3f}", answer["decision"],
+                      reason, f"v{answer['model_version']}")
     return table

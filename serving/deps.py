@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from serving.metrics import ScorerMetrics
 from serving.scoring import Scorer
 
 
@@ -14,3 +15,10 @@ def get_scorer(request: Request) -> Scorer:
 
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+
+
+def get_metrics(request: Request) -> ScorerMetrics:
+    return request.app.state.metrics
+
+
+MetricsDep = Annotated[ScorerMetrics, Depends(get_metrics)]

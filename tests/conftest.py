@@ -9,9 +9,6 @@ server (default redis://127.0.0.1:6379).
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -172,24 +169,10 @@ def scorer_app(settings, trained_model, online_until, registry_link):
 @pytest.fixture(scope="session")
 def scorer_url(scorer_app) -> Iterator[str]:
     """The real scorer app served by uvicorn on a free port (real HTTP), for the session."""
-    import uvicorn
+    from tests.support.servers import served
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(scorer_app, host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the scorer did not start")
-        time.sleep(0.05)
-    yield base_url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(scorer_app) as base_url:
+        yield base_url
 
 
 @pytest.fixture()

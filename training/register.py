@@ -22,6 +22,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from data.settings import REPO_ROOT, Settings
+from monitoring.reference import log_reference
 from training.report import EvaluationReport, log_report_to_mlflow
 from training.validate import Check
 
@@ -109,11 +110,13 @@ def log_rejected(settings: Settings, *, params: dict[str, object], metrics: dict
 
 def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[str, object],
                      metrics: dict[str, float], training_set: pd.DataFrame, lineage: Lineage,
-                     checks: list[Check], report: EvaluationReport) -> ModelVersion:
-    """Log the run with its lineage and register the model as a new version (not deployed)."""
+                     checks: list[Check], report: EvaluationReport, reference: pd.DataFrame) -> ModelVersion:
+    """Log the run with its lineage and monitoring reference profile (monitoring/reference.py),
+    and register the model as a new version (not deployed)."""
     client = configure_mlflow(settings)
     with mlflow.start_run(tags={"gate": "passed"}) as run:
         digest = _log_run_contents(training_set, lineage, params, metrics, checks, report)
+        log_reference(reference)
         tags = _lineage_tags(lineage, digest)
         mlflow.set_tags(tags)
         sample = training_set[lineage.feature_names].head(100).astype(np.float64)

@@ -12,6 +12,7 @@ from feast import FeatureStore
 from mlflow.exceptions import MlflowException
 
 from data.settings import Settings
+from monitoring.reference import build_reference
 from training.dataset import build_split_sets, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Metrics, Split, evaluate_scores
@@ -94,8 +95,10 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
         log_rejected(settings, params=params, metrics=logged_metrics, training_set=train_set,
                      lineage=lineage, checks=checks, report=report)
         raise GateFailed(checks)
+    reference = build_reference(test_set, names, scores, settings.reference_max_rows)
     version = log_and_register(settings, booster, params=params, metrics=logged_metrics,
-                               training_set=train_set, lineage=lineage, checks=checks, report=report)
+                               training_set=train_set, lineage=lineage, checks=checks, report=report,
+                               reference=reference)
     return TrainingResult(model_name=settings.model_name, version=str(version.version), run_id=version.run_id,
                           metrics=logged_metrics, checks=checks, n_train=len(train_set), n_test=len(test_set))
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from serving.deps import ScorerDep
+from serving.deps import MetricsDep, ScorerDep
 from serving.schemas import BatchScoreRequest, BatchScoreResponse, ScoreResponse, Transaction
 
 router = APIRouter(tags=["scoring"])
@@ -15,11 +15,14 @@ def _json(model: ScoreResponse | BatchScoreResponse) -> Response:
 
 
 @router.post("/score", response_model=ScoreResponse)
-async def score(transaction: Transaction, scorer: ScorerDep) -> Response:
-    (answer,) = await scorer.score([transaction])
-    return _json(answer)
+async def score(transaction: Transaction, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+    answers = await scorer.score([transaction])
+    metrics.record_scores(answers)
+    return _json(answers[0])
 
 
 @router.post("/score/batch", response_model=BatchScoreResponse)
-async def score_batch(batch: BatchScoreRequest, scorer: ScorerDep) -> Response:
-    return _json(BatchScoreResponse(results=await scorer.score(batch.transactions)))
+async def score_batch(batch: BatchScoreRequest, scorer: ScorerDep, metrics: MetricsDep) -> Response:
+    answers = await scorer.score(batch.transactions)
+    metrics.record_scores(answers)
+    return _json(BatchScoreResponse(results=answers))

@@ -14,6 +14,7 @@ import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
 from data.settings import Settings
+from monitoring.reference import build_reference
 from training.lifecycle import (
     LifecycleError,
     approve,
@@ -56,7 +57,9 @@ def register(settings: Settings, seed: int) -> str:
                       data_frauds=int(frame["is_fraud"].sum()), code_version="test")
     version = log_and_register(settings, booster, params={"seed": seed}, metrics={"auc_roc": 1.0},
                                training_set=frame, lineage=lineage,
-                               checks=[Check("t", True, None, None, "ok")], report=report)
+                               checks=[Check("t", True, None, None, "ok")], report=report,
+                               reference=build_reference(frame, names, booster.inplace_predict(
+                                   frame[names].to_numpy()), max_rows=1000))
     return str(version.version)
 
 

@@ -68,3 +68,25 @@ def test_holdout_split_rejects_too_short_a_history(transactions) -> None:
     short = transactions[transactions["tx_datetime"] < transactions["tx_datetime"].min() + pd.Timedelta(days=10)]
     with pytest.raises(ValueError, match="ingest more days"):
         holdout_split(short, delay_days=7, test_days=7)
+
+
+def test_registered_version_carries_its_monitoring_reference(settings, trained_model) -> None:
+    import mlflow.xgboost
+
+    from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
+
+    reference = load_reference(settings, trained_model.version)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{trained_model.version}")
+    assert feature_columns(reference) == booster.feature_names
+    # The holdout's rows: out-of-sample scores, as the model's own on the stored inputs.
+    assert len(reference) == trained_model.n_test
+    scores = booster.inplace_predict(reference[booster.feature_names].to_numpy(np.float64))
+    np.testing.assert_allclose(reference[SCORE_COLUMN].to_numpy(), scores, rtol=1e-6)
+
+
+def test_monitoring_reference_is_refused_for_an_unknown_version(settings) -> None:
+    from monitoring.reference import load_reference
+
+    with pytest.raises(ValueError, match="no reference profile"):
+        load_reference(settings, "999")

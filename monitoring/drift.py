@@ -1,0 +1,339 @@
+"""The drift job: the feature vectors served in a window against the serving model's reference.
+
+What it compares (Evidently 0.7 computes the statistics and renders the report):
+- each model input: a flag or other two-valued feature by Jensen-Shannon distance, any
+  other by Wasserstein distance in reference standard deviations. Both are distances,
+  not p-values: with a million served rows a p-value flags differences too small to
+  matter, while a distance means the same at any window size;
+- the prediction: the risk score's distribution (Wasserstein), and each decision's share
+  of payments (approve / review / block) against the reference scored with today's thresholds;
+- missing values: each input's share of missing values, against the reference's.
+
+Each statistic past its threshold (Settings) is an alert. The job writes the Evidently
+HTML report and a JSON summary under FRAUD_DATA_DIR/monitoring/drift/, records the run in
+MLflow (experiment `fraud-monitoring`), publishes each alert on the alert stream and
+keeps the latest results in Redis, where the scorer's /metrics shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import redis
+from evidently import DataDefinition, Dataset, Report
+from evidently.core.report import Snapshot
+from evidently.metrics import MissingValueCount, ValueDrift
+
+from data.settings import Settings
+from monitoring.prediction_log import feature_column, read_prediction_log
+from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
+
+log = logging.getLogger(__name__)
+
+FEATURE_DRIFT = "feature_drift"
+PREDICTION_DRIFT = "prediction_drift"
+DECISION_RATE = "decision_rate"
+MISSING_VALUES = "missing_values"
+DECISIONS = ("approve", "review", "block")
+DECISION_COLUMN = "decision"
+EXPERIMENT = "fraud-monitoring"
+WINDOW_COLUMNS = ("tx_datetime", "model_version", "risk_score", DECISION_COLUMN)
+# (Evidently's method name, the statistic as alerts name it)
+NUMERIC_TEST = ("wasserstein", "wasserstein_distance_norm")
+CATEGORICAL_TEST = ("jensenshannon", "jensenshannon_distance")
+
+
+class DriftJobError(ValueError):
+    """The job cannot give a verdict (no traffic, no reference): the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """Payments dated start <= t < end (UTC)."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, end: datetime, length: timedelta) -> "Window":
+        return cls(start=end - length, end=end)
+
+
+_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '24h' or '7d' as a timedelta."""
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"window {text!r} is not a positive duration like 90m, 24h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One statistic of the window against the reference, and whether it raises an alert."""
+
+    kind: str
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+    reference_value: float | None = None
+    current_value: float | None = None
+    alerting: bool = True  # report-only checks are shown, never alert
+
+    @property
+    def fired(self) -> bool:
+        return self.alerting and self.value > self.threshold
+
+    def message(self) -> str:
+        shares = ""
+        if self.reference_value is not None and self.current_value is not None:
+            shares = f" (reference {self.reference_value:.4f}, window {self.current_value:.4f})"
+        return (f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} "
+                f"> threshold {self.threshold:.4f}{shares}")
+
+
+@dataclass
+class DriftRun:
+    """A finished drift run: its window, what it compared, the checks, where the report is."""
+
+    window: Window
+    model_version: str
+    rows: int
+    reference_rows: int
+    other_version_rows: int
+    checks: list[Check]
+    html_path: Path | None = None
+    summary_path: Path | None = None
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def alerts(self) -> list[Check]:
+        return [check for check in self.checks if check.fired]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "window_start": self.window.start.isoformat(), "window_end": self.window.end.isoformat(),
+            "model_version": self.model_version, "rows": self.rows, "reference_rows": self.reference_rows,
+            "other_version_rows": self.other_version_rows, "finished_at": self.finished_at.isoformat(),
+            "seconds": round(self.seconds, 3), "html_report": str(self.html_path) if self.html_path else None,
+            "alerts": [{**asdict(check), "message": check.message()} for check in self.alerts],
+            "checks": [{**asdict(check), "fired": check.fired} for check in self.checks],
+        }
+
+
+# --- The window ----------------------------------------------------------------------
+
+def served_window(settings: Settings, window: Window, features: list[str] | None = None) -> pd.DataFrame:
+    """Logged predictions of payments inside the window (with these feature columns; None: all)."""
+    columns = None if features is None else [*WINDOW_COLUMNS, *map(feature_column, features)]
+    logged = read_prediction_log(settings, window.start, window.end, columns=columns)
+    inside = (logged["tx_datetime"] >= window.start) & (logged["tx_datetime"] < window.end)
+    return logged[inside.to_numpy()]
+
+
+def serving_version(served: pd.DataFrame) -> str:
+    """The model version that scored most of the window."""
+    return str(served["model_version"].value_counts().idxmax())
+
+
+def current_frame(served: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The window's model inputs (NaN when missing, or not logged at all), score and decision."""
+    columns = {name: (served[feature_column(name)].to_numpy(np.float64) if feature_column(name) in served
+                      else np.full(len(served), np.nan)) for name in features}
+    frame = pd.DataFrame(columns)
+    frame[SCORE_COLUMN] = served["risk_score"].to_numpy(np.float64)
+    frame[DECISION_COLUMN] = served[DECISION_COLUMN].to_numpy()
+    return frame
+
+
+def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The reference with the decision today's thresholds give each of its scores."""
+    from serving.scoring import decide
+
+    frame = reference.copy()
+    frame[DECISION_COLUMN] = [decide(score, settings) for score in frame[SCORE_COLUMN].tolist()]
+    return frame
+
+
+# --- The comparison ------------------------------------------------------------------
+
+def drift_test(reference: pd.Series) -> tuple[str, str]:
+    """(Evidently method, statistic name) for a feature, from its reference values."""
+    return CATEGORICAL_TEST if reference.dropna().nunique() <= 2 else NUMERIC_TEST
+
+
+def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> tuple[list[Check], Snapshot]:
+    """Every check of the window against the reference, and the Evidently report behind them."""
+    features = feature_columns(reference.drop(columns=DECISION_COLUMN))
+    # A feature with no value on one side has no distribution to compare: its missing-value
+    # check is what speaks for it (a field gone missing in every payment).
+    compared = [name for name in features if current[name].notna().any() and reference[name].notna().any()]
+    tests = {name: drift_test(reference[name]) for name in compared}
+    thresholds = {name: settings.drift_categorical_threshold if tests[name] == CATEGORICAL_TEST
+                  else settings.drift_numeric_threshold for name in compared}
+    categorical = [name for name in compared if tests[name] == CATEGORICAL_TEST]
+    definition = DataDefinition(
+        numerical_columns=[name for name in features if name not in categorical] + [SCORE_COLUMN],
+        categorical_columns=categorical + [DECISION_COLUMN])
+    metrics = [ValueDrift(column=name, method=tests[name][0], threshold=thresholds[name]) for name in compared]
+    metrics.append(ValueDrift(column=SCORE_COLUMN, method=NUMERIC_TEST[0],
+                              threshold=settings.prediction_drift_threshold))
+    metrics.append(ValueDrift(column=DECISION_COLUMN, method=CATEGORICAL_TEST[0],
+                              threshold=settings.decision_rate_max_change))
+    metrics += [MissingValueCount(column=name) for name in features]
+    snapshot = Report(metrics).run(Dataset.from_pandas(current, data_definition=definition),
+                                   Dataset.from_pandas(reference, data_definition=definition))
+    drift, missing = _results(snapshot)
+    checks = [Check(FEATURE_DRIFT, name, tests[name][1], drift[name], thresholds[name],
+                    alerting=name not in settings.drift_report_only) for name in compared]
+    checks.append(Check(PREDICTION_DRIFT, SCORE_COLUMN, NUMERIC_TEST[1], drift[SCORE_COLUMN],
+                        settings.prediction_drift_threshold))
+    checks += _decision_checks(reference[DECISION_COLUMN], current[DECISION_COLUMN], settings)
+    for name in features:
+        before = float(reference[name].isna().mean())
+        checks.append(Check(MISSING_VALUES, name, "missing_share_increase", missing[name] - before,
+                            settings.missing_rate_max_increase, reference_value=before,
+                            current_value=missing[name]))
+    return checks, snapshot
+
+
+def _results(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
+    """Drift scores and missing shares by column, read from the report."""
+    drift: dict[str, float] = {}
+    missing: dict[str, float] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric["config"]
+        if config["type"].endswith(":ValueDrift"):
+            drift[config["column"]] = float(metric["value"])
+        elif config["type"].endswith(":MissingValueCount"):
+            missing[config["column"]] = float(metric["value"]["share"])
+    return drift, missing
+
+
+def _decision_checks(reference: pd.Series, current: pd.Series, settings: Settings) -> list[Check]:
+    before = reference.value_counts(normalize=True)
+    after = current.value_counts(normalize=True)
+    checks = []
+    for decision in DECISIONS:
+        was, now = float(before.get(decision, 0.0)), float(after.get(decision, 0.0))
+        checks.append(Check(DECISION_RATE, f"decision={decision}", "share_change", abs(now - was),
+                            settings.decision_rate_max_change, reference_value=was, current_value=now))
+    return checks
+
+
+# --- The run -------------------------------------------------------------------------
+
+def run_drift(settings: Settings, window: Window, model_version: str | None = None,
+              reference: pd.DataFrame | None = None, record: bool = True) -> DriftRun:
+    """Compare the window's served payments with the reference of the model that served them.
+
+    model_version: default, the version that scored most of the window (rows of other
+    versions are left out and counted). reference: default, the one saved with that
+    version in the registry. record: write the report and summary, log the run to MLflow,
+    publish alerts and the latest results to Redis.
+    """
+    started = time.perf_counter()
+    if model_version is None:
+        # Only the window's own columns: which version served is known before its inputs are.
+        model_version = serving_version(_enough_rows(served_window(settings, window, features=[]), window, settings))
+    reference = load_reference(settings, model_version) if reference is None else reference
+    features = feature_columns(reference)
+    served = _enough_rows(served_window(settings, window, features), window, settings)
+    mine = served[served["model_version"].astype(str) == model_version]
+    if len(mine) < settings.drift_min_rows:
+        raise DriftJobError(f"model v{model_version} scored {len(mine)} payments in the window "
+                            f"(at least {settings.drift_min_rows} needed); choose another version or window")
+    checks, snapshot = compare(reference_frame(reference, settings), current_frame(mine, features), settings)
+    run = DriftRun(window=window, model_version=model_version, rows=len(mine), reference_rows=len(reference),
+                   other_version_rows=len(served) - len(mine), checks=checks,
+                   seconds=time.perf_counter() - started)
+    if record:
+        write_outputs(settings, run, snapshot)
+        run.mlflow_run_id = log_to_mlflow(settings, run)
+        publish(settings, run)
+    for check in run.alerts:
+        log.warning("drift alert: %s", check.message())
+    log.info("drift run over %s rows of v%s: %d alerts, report %s", run.rows, model_version, len(run.alerts),
+             run.html_path)
+    return run
+
+
+def _enough_rows(served: pd.DataFrame, window: Window, settings: Settings) -> pd.DataFrame:
+    if len(served) < settings.drift_min_rows:
+        raise DriftJobError(f"only {len(served)} payments were scored between {window.start:%Y-%m-%d %H:%M} and "
+                            f"{window.end:%Y-%m-%d %H:%M} UTC (at least {settings.drift_min_rows} needed, "
+                            "FRAUD_DRIFT_MIN_ROWS); widen the window or check that `fraud worker` runs")
+    return served
+
+
+def write_outputs(settings: Settings, run: DriftRun, snapshot: Snapshot) -> None:
+    """The Evidently HTML report and the JSON summary, in a folder of their own per run."""
+    folder = settings.monitoring_dir / "drift" / f"{run.finished_at:%Y%m%dT%H%M%S%fZ}-v{run.model_version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    run.html_path, run.summary_path = folder / "report.html", folder / "summary.json"
+    snapshot.save_html(str(run.html_path))
+    run.summary_path.write_text(json.dumps(run.summary(), indent=2))
+
+
+def log_to_mlflow(settings: Settings, run: DriftRun) -> str:
+    """The run in MLflow: its window and version as tags, each statistic as a metric, the files."""
+    from training.register import configure_mlflow
+
+    configure_mlflow(settings, experiment=EXPERIMENT)
+    tags = {"model_name": settings.model_name, "model_version": run.model_version,
+            "window_start": run.window.start.isoformat(), "window_end": run.window.end.isoformat(),
+            "alerts": str(len(run.alerts))}
+    with mlflow.start_run(tags=tags) as mlflow_run:
+        mlflow.log_metrics({_metric_key(check): check.value for check in run.checks} | {"rows": run.rows})
+        for path in (run.html_path, run.summary_path):
+            if path is not None:
+                mlflow.log_artifact(str(path))
+    return mlflow_run.info.run_id
+
+
+def _metric_key(check: Check) -> str:
+    return re.sub(r"[^0-9A-Za-z_./ -]", "_", f"{check.kind}/{check.feature}")
+
+
+def publish(settings: Settings, run: DriftRun) -> None:
+    """Each alert as an event on the alert stream; the run's results as the latest, for /metrics."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for check in run.alerts:
+                pipe.xadd(settings.alert_stream, alert_event(check, run),
+                          maxlen=settings.alert_stream_maxlen, approximate=True)
+            pipe.set(settings.drift_results_key, json.dumps(run.summary()))
+            pipe.execute()
+    finally:
+        client.close()
+
+
+def alert_event(check: Check, run: DriftRun) -> dict[str, str]:
+    """An alert as stream fields: all strings, so any consumer can read it."""
+    return {"kind": check.kind, "feature": check.feature, "statistic": check.statistic,
+            "value": repr(check.value), "threshold": repr(check.threshold), "message": check.message(),
+            "model_version": run.model_version, "window_start": run.window.start.isoformat(),
+            "window_end": run.window.end.isoformat(), "rows": str(run.rows),
+            "report": str(run.html_path or "")}
+
+
+def latest_results(client: redis.Redis, settings: Settings) -> dict[str, object] | None:
+    """The summary of the last recorded drift run, or None before any."""
+    raw = client.get(settings.drift_results_key)
+    return None if raw is None else json.loads(raw)
