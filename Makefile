@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-serving clean
+.PHONY: install demo test bench bench-serving bench-drift clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,12 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 # Speed and scale, measured against a baseline in the same run (see benchmarks/).
-bench: $(STAMP) bench-serving
+bench: $(STAMP) bench-serving bench-drift
 	$(BIN)/python -m benchmarks.handbook_evaluation
+
+# The drift job over 1 million logged requests, against reading the log alone.
+bench-drift: $(STAMP)
+	$(BIN)/python -m benchmarks.drift
 
 # The scorer against Feast's feature server and a bare FastAPI app, driven by wrk
 # (installed from Debian's packages when missing). BENCH_SERVING_ARGS passes options,
