@@ -75,3 +75,49 @@ def test_missing_features_are_counted_per_feature(http, probe) -> None:
 def test_metrics_name_the_serving_model_version(http, trained_model, settings) -> None:
     assert sample(http, "fraud_model_info", model_name=settings.model_name,
                   model_version=trained_model.version) == 1.0
+
+
+def test_metrics_add_up_across_worker_processes(settings, trained_model, online_until, probe) -> None:
+    """`fraud serve --workers 2`: whichever worker answers a scrape, it counts every worker's requests."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")}
+    env["FRAUD_SCORING_STREAM"] = "fraud:test-metrics:events"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "fraud"), "serve", "--port", str(port),
+                               "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "the scorer did not start"
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.3)
+            requests = 40
+            for i in range(requests):
+                # A new connection each time: the kernel spreads them over both workers.
+                assert httpx.post(f"http://127.0.0.1:{port}/score", json=body(probe, transaction_id=f"w-{i}"),
+                                  timeout=10).status_code == 200
+            scrapes = {sample(httpx.Client(base_url=f"http://127.0.0.1:{port}"), "fraud_risk_score_count")
+                       for _ in range(6)}
+        assert scrapes == {float(requests)}
+        # Both workers scored some: their value files are what the scrape added up.
+        files = (settings.data_dir / "metrics" / f"serve-{server.pid}").glob("histogram_*.db")
+        assert len({path.stem.rsplit("_", 1)[1] for path in files}) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
