@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +45,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="feast")
+        # MLflow draws a progress bar for every artifact download (a reference profile is one file).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @app.command()
@@ -426,7 +429,6 @@ def score_file(
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1) -> None:
     """Run the scorer (FastAPI) with the champion model."""
-    import os
     import shutil
 
     import uvicorn
