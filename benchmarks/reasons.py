@@ -7,7 +7,7 @@ data, then times, for 1 row and for 1,000 rows:
   - XGBoost's exact TreeSHAP (`pred_contribs=True`),
   - and the prediction itself (`inplace_predict`), for scale.
 Prints microseconds per call and the ratios against XGBoost. The scorer walks the trees
-for small batches and calls XGBoost's approx_contribs from 64 rows on.
+for any number of rows: faster than XGBoost's approx_contribs for 1 row and for 1,000.
 
     .venv/bin/python -m benchmarks.reasons
 """
@@ -45,7 +45,7 @@ def main() -> None:
     rows = {1: rng.normal(size=(1, 21)), 1000: rng.normal(size=(1000, 21))}
     results = {}
     for name, make in (
-        ("platform: serving.explain (walk)", lambda m: lambda: ours.walk(m)),
+        ("platform: serving.explain (walk)", lambda m: lambda: ours(m)),
         ("xgboost approx_contribs", lambda m: lambda: booster.predict(xgb.DMatrix(m), pred_contribs=True,
                                                                       approx_contribs=True)),
         ("xgboost exact TreeSHAP", lambda m: lambda: booster.predict(xgb.DMatrix(m), pred_contribs=True)),
@@ -57,7 +57,7 @@ def main() -> None:
     for baseline in ("xgboost approx_contribs", "xgboost exact TreeSHAP"):
         print(f"ratio platform / {baseline:26}{mine[1] / results[baseline][1]:>8.2f}"
               f"{mine[1000] / results[baseline][1000]:>18.2f}")
-    same = np.abs(ours.walk(rows[1000]) - booster.predict(xgb.DMatrix(rows[1000]), pred_contribs=True,
+    same = np.abs(ours(rows[1000]) - booster.predict(xgb.DMatrix(rows[1000]), pred_contribs=True,
                                                      approx_contribs=True)[:, :-1]).max()
     print(f"\nlargest difference from XGBoost's approx_contribs over 1,000 rows: {same:.2e}")
 

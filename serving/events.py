@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import queue
 import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import redis
 
 from data.settings import Settings
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from serving.schemas import ScoreResponse, Transaction
 
 log = logging.getLogger(__name__)
+_ENCODER = json.JSONEncoder(default=str)  # json.dumps(..., default=str) without a new encoder per call
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class ScoringEvent:
 
     @classmethod
     def of(cls, transaction: Transaction, features: dict[str, float], response: ScoreResponse,
-           latency_ms: float) -> "ScoringEvent":
+           latency_ms: float, scored_at: str) -> "ScoringEvent":
         payment = {"transaction_id": transaction.transaction_id, "tx_datetime": transaction.tx_datetime.isoformat(),
                    "customer_id": transaction.customer_id, "terminal_id": transaction.terminal_id,
                    "tx_amount": transaction.tx_amount, "device_id": transaction.device_id,
@@ -43,10 +47,12 @@ class ScoringEvent:
         return cls(transaction=payment, features=clean_features(features),
                    risk_score=response.risk_score, decision=response.decision,
                    model_version=response.model_version, latency_ms=round(latency_ms, 3),
-                   scored_at=datetime.now(timezone.utc).isoformat())
+                   scored_at=scored_at)
 
     def to_fields(self) -> dict[str, str]:
-        return {"event": json.dumps(asdict(self), default=str)}
+        # The fields as they are, not `asdict`: its deep copy cost ~70 us an event.
+        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {"event": _ENCODER.encode(fields)}
 
     @classmethod
     def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> "ScoringEvent":
@@ -78,40 +84,67 @@ def latest_events(client: redis.Redis, settings: Settings, count: int) -> list[S
 class EventPublisher:
     """Publishes events from a background thread, in pipelined batches: requests never wait.
 
-    The hand-off queue is bounded; when Redis cannot keep up (or is down) events are
-    dropped and counted rather than slowing the request path.
+    A request hands its whole batch over in one piece and the thread builds the events.
+    What waits is bounded (`capacity` events); when Redis cannot keep up (or is down)
+    events are dropped and counted rather than slowing the request path.
     """
 
     def __init__(self, settings: Settings, capacity: int = 100_000, batch: int = 500) -> None:
         self.settings = settings
+        self.capacity = capacity
         self.batch = batch
         self.dropped = 0
-        self._queue: queue.Queue[tuple] = queue.Queue(maxsize=capacity)
+        self._waiting = 0  # events handed over and not yet taken by the thread
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Scored] = queue.SimpleQueue()
         self._client = redis.Redis.from_url(settings.redis_url)
         self._thread = threading.Thread(target=self._run, name="event-publisher", daemon=True)
         self._thread.start()
 
-    def submit(self, transaction: Transaction, features: dict[str, float], response: ScoreResponse,
-               latency_ms: float) -> None:
-        """Hand a scored payment over; the event is built and sent on the publisher's thread."""
-        try:
-            self._queue.put_nowait((transaction, features, response, latency_ms))
-        except queue.Full:
-            self.dropped += 1
+    def submit(self, transactions: Sequence[Transaction], feature_names: Sequence[str], features: np.ndarray,
+               responses: Sequence[ScoreResponse], latency_ms: float) -> None:
+        """Hand scored payments over (features: one row per payment, one column per name)."""
+        with self._lock:
+            if self._waiting + len(transactions) > self.capacity:
+                self.dropped += len(transactions)
+                return
+            self._waiting += len(transactions)
+        self._queue.put(_Scored(transactions, feature_names, features, responses, latency_ms,
+                                scored_at=datetime.now(timezone.utc).isoformat()))
 
     def _run(self) -> None:
         while True:
-            events = [self._queue.get()]
-            while len(events) < self.batch:
+            taken = [self._queue.get()]
+            while sum(len(scored.transactions) for scored in taken) < self.batch:
                 try:
-                    events.append(self._queue.get_nowait())
+                    taken.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            events = [event for scored in taken for event in scored.events()]
+            with self._lock:
+                self._waiting -= len(events)
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for scored in events:
-                        publish(pipe, self.settings, ScoringEvent.of(*scored))
+                    for event in events:
+                        publish(pipe, self.settings, event)
                     pipe.execute()
             except redis.RedisError as error:
-                self.dropped += len(events)
+                with self._lock:
+                    self.dropped += len(events)
                 log.error("dropped %d scoring events: %s", len(events), error)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One scoring call as handed to the publisher."""
+
+    transactions: Sequence[Transaction]
+    feature_names: Sequence[str]
+    features: np.ndarray
+    responses: Sequence[ScoreResponse]
+    latency_ms: float
+    scored_at: str
+
+    def events(self) -> list[ScoringEvent]:
+        return [ScoringEvent.of(tx, dict(zip(self.feature_names, row)), response, self.latency_ms, self.scored_at)
+                for tx, row, response in zip(self.transactions, self.features.tolist(), self.responses)]

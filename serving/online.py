@@ -1,17 +1,18 @@
 """Reading a feature service's stored features straight from Feast's Redis online store.
 
-One pipelined round trip per request (one HMGET per stored view and payment), with keys,
-hash fields and values encoded exactly as Feast writes them (Feast's own helpers), and
-nothing resolved per request: the registry is read once at start. The parity tests
-compare what this returns with `get_historical_features`.
+One round trip per request (one HMGET per stored view and payment, run by a server-side
+script), with keys, hash fields and values encoded exactly as Feast writes them (Feast's
+own helpers), and nothing resolved per request: the registry is read once at start. The
+parity tests compare what this returns with `get_historical_features`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import redis.asyncio as aioredis
 from feast import FeatureService, FeatureStore
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -21,6 +22,24 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
 
 from data.settings import Settings
+from feature_repo.transforms import Ragged
+
+# HMGET of every key with the fields of its view, in one command: redis-py's cost per
+# pipelined command, not Redis, dominated batches (36 ms against 14 ms for 1,000 payments).
+# KEYS are grouped by view; ARGV holds the view count, then per view its key count, field
+# count and fields. A missing field comes back as nil, as from HMGET itself.
+_HMGET_BY_VIEW = """
+local replies, first, at = {}, 1, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local n_keys, n_fields = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+  local fields = {unpack(ARGV, at + 2, at + 1 + n_fields)}
+  for i = first, first + n_keys - 1 do
+    replies[i] = redis.call('HMGET', KEYS[i], unpack(fields))
+  end
+  first, at = first + n_keys, at + 2 + n_fields
+end
+return replies
+"""
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,15 @@ class StoredView:
     value_type: ValueType
     features: list[str]
     fields: list[bytes]  # Feast's hash field per feature
+    kinds: list[ValueType]  # per feature, the type of its values
+
+
+@dataclass(frozen=True)
+class StoredFeatures:
+    """Per stored feature, a column over the payments; and which values the store lacked."""
+
+    columns: dict[str, Sequence[object] | Ragged]
+    missing: np.ndarray  # rows x features (in `OnlineFeatureReader.feature_names` order), bool
 
 
 class OnlineFeatureReader:
@@ -51,8 +79,10 @@ class OnlineFeatureReader:
             entity = entities[view.entities[0]]
             names = [feature.name for feature in projection.features]
             self.views.append(StoredView(name=view.name, join_key=entity.join_key, value_type=entity.value_type,
-                                         features=names, fields=[_mmh3(f"{view.name}:{n}") for n in names]))
+                                         features=names, fields=[_mmh3(f"{view.name}:{n}") for n in names],
+                                         kinds=[feature.dtype.to_value_type() for feature in projection.features]))
         self.redis = aioredis.Redis.from_url(settings.redis_url)
+        self._hmget_by_view = self.redis.register_script(_HMGET_BY_VIEW)
 
     @property
     def feature_names(self) -> list[str]:
@@ -62,20 +92,33 @@ class OnlineFeatureReader:
         return _redis_key(view.join_key, view.value_type == ValueType.INT64, entity_value,
                           self._key_version, self._suffix)
 
-    async def read(self, entities: Sequence[dict[str, object]]) -> dict[str, list[object]]:
-        """Per stored feature, its value for each entity row (None when the store has none)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for row in entities:
-                for view in self.views:
-                    pipe.hmget(self.redis_key(view, row[view.join_key]), view.fields)
-            replies = await pipe.execute()
-        columns: dict[str, list[object]] = {name: [] for name in self.feature_names}
-        reply = iter(replies)
-        for _ in entities:
-            for view in self.views:
-                for name, raw in zip(view.features, next(reply)):
-                    columns[name].append(_decode(raw))
-        return columns
+    async def read(self, entities: Sequence[dict[str, object]]) -> StoredFeatures:
+        """Per stored feature, its values for the entity rows: list-valued features flattened
+        (`Ragged`), others one Python value per row (None when the store has none)."""
+        row_keys = [[self.redis_key(view, row[view.join_key]) for row in entities] for view in self.views]
+        # Each entity once: payments of a batch share terminals, devices and customers.
+        unique = [list(dict.fromkeys(keys)) for keys in row_keys]
+        args: list[object] = [len(self.views)]
+        for view, keys in zip(self.views, unique):
+            args += [len(keys), len(view.fields), *view.fields]
+        replies = iter(await self._hmget_by_view(keys=[key for keys in unique for key in keys], args=args))
+        columns: dict[str, Sequence[object] | Ragged] = {}
+        missing = []
+        for view, keys, view_keys in zip(self.views, row_keys, unique):
+            by_key = {key: reply for key, reply in zip(view_keys, replies)}
+            rows = [by_key[key] for key in keys]
+            for f, (name, kind) in enumerate(zip(view.features, view.kinds)):
+                if kind in _PACKED and len(entities) >= _BULK_FROM_ROWS:
+                    packed = _PACKED[kind]
+                    elements = {key: _elements(reply[f], packed) for key, reply in by_key.items()}
+                    columns[name], absent = _ragged([elements[key] for key in keys], packed)
+                else:
+                    decode = _decode if kind.name.endswith("_LIST") else _decode_scalar
+                    columns[name] = values = [decode(reply[f]) for reply in rows]
+                    absent = [value is None for value in values]
+                missing.append(absent)
+        absent_by_row = np.array(missing, dtype=bool).reshape(len(missing), len(entities)).T
+        return StoredFeatures(columns=columns, missing=absent_by_row)
 
 
 @functools.lru_cache(maxsize=262_144)
@@ -97,3 +140,107 @@ def _decode(raw: bytes | None) -> object:
         return None
     decoded = getattr(value, kind)
     return list(decoded.val) if kind.endswith("_list_val") else decoded
+
+
+# Scalars decoded once per distinct stored bytes: few distinct values, and each is immutable.
+_decode_scalar = functools.lru_cache(maxsize=65_536)(_decode)
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """A list kind decoded in bulk: its ValueProto field, and how its packed elements become numbers."""
+
+    field: str
+    numbers: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+    @functools.cached_property
+    def tag(self) -> int:
+        number = Value.DESCRIPTOR.fields_by_name[self.field].number
+        assert number < 16, "a one-byte tag"
+        return number << 3 | 2  # length-delimited
+
+
+def _ragged(payloads: Sequence[bytes | None], packed: _Packed) -> tuple[Ragged, np.ndarray]:
+    """A list-valued column from each row's packed elements (None: no value), and where the
+    store had no value. The rows' elements are joined and converted by numpy at once: element
+    by element in Python they cost ~65 ns each, ~20 ms for a batch of 1,000."""
+    absent = np.fromiter((payload is None for payload in payloads), dtype=bool, count=len(payloads))
+    present = [payload or b"" for payload in payloads]
+    sizes = np.fromiter(map(len, present), dtype=np.int64, count=len(present))
+    values, lengths = packed.numbers(np.frombuffer(b"".join(present), dtype=np.uint8), sizes)
+    return Ragged.flat(values, lengths), absent
+
+
+def _elements(raw: bytes | None, packed: _Packed) -> bytes | None:
+    """The packed elements of one stored list value; None when the store has none."""
+    if not raw:
+        return None
+    elements = _plain_elements(raw, packed.tag)
+    if elements is not None:
+        return elements
+    # Not protobuf's own encoding (Feast writes that): let protobuf read it, then re-encode it.
+    value = Value()
+    value.ParseFromString(raw)
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind != packed.field:
+        raise ValueError(f"stored {kind} where the registry declares {packed.field}")
+    return _plain_elements(value.SerializeToString(), packed.tag)
+
+
+def _plain_elements(raw: bytes, tag: int) -> bytes | None:
+    """The elements of a list ValueProto as protobuf encodes it (the list field's tag and
+    length, then the list's field 1: tag, length, packed elements); None if encoded otherwise."""
+    if raw[0] != tag:
+        return None
+    size, at = _varint(raw, 1)
+    if size == 0 and at == len(raw):
+        return b""  # an empty list
+    if at + size != len(raw) or raw[at] != 0x0A:
+        return None
+    size, at = _varint(raw, at + 1)
+    return raw[at:] if at + size == len(raw) else None
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint starting at `at`, and the position after it (-1 when `data` ends first)."""
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return value, at
+        shift += 7
+    return -1, at
+
+
+def _varints(data: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Packed int64 varints (7 bits a byte, low first; the high bit set on all but the last)
+    as numbers, and how many of them each payload of `sizes` bytes holds."""
+    ends = np.flatnonzero(data < 0x80)  # the last byte of each number
+    lengths = np.diff(np.searchsorted(ends, np.cumsum(sizes)), prepend=0)
+    extra = np.diff(ends, prepend=-1) - 1  # bytes after the first
+    starts = ends - extra
+    values = np.zeros(len(ends), dtype=np.uint64)
+    for k in range(int(extra.max(initial=-1)) + 1):  # byte k of every number at once
+        part = (data[np.minimum(starts + k, ends)] & 0x7F).astype(np.uint64)
+        part[extra < k] = 0
+        values |= part << np.uint64(7 * k)
+    # A negative int64 is a 10-byte two's complement varint: its bits wrap into place in uint64.
+    return values.view(np.int64), lengths
+
+
+def _doubles(data: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Packed doubles: 8 little-endian bytes each."""
+    return data.view("<f8").astype(np.float64), sizes // 8
+
+
+# The list kinds of the stored state, decoded in bulk from this many rows on: numpy's fixed
+# cost per call (~90 us a column) is more than a few rows cost value by value.
+_BULK_FROM_ROWS = 16
+_PACKED = {
+    ValueType.INT64_LIST: _Packed("int64_list_val", _varints),
+    ValueType.DOUBLE_LIST: _Packed("double_list_val", _doubles),
+}

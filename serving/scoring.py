@@ -8,6 +8,7 @@ prediction log, and the customer-state update that feeds the next request).
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import redis
 from feast import FeatureService, FeatureStore
+from pydantic import TypeAdapter
 
 from data.settings import Settings
 from feature_repo.store import feature_descriptions, model_feature_names
@@ -27,7 +29,7 @@ from feature_repo.transforms import (
 from serving.events import EventPublisher
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
-from serving.schemas import Decision, Reason, ScoreResponse, Transaction
+from serving.schemas import Decision, ScoreResponse, Transaction
 
 TOP_REASONS = 3
 REQUEST_FIELDS = ("tx_amount", "tx_epoch_seconds", "device_hash")
@@ -59,6 +61,10 @@ class Scorer:
         # For /health: short timeouts, so a dead Redis answers "unreachable" quickly.
         self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2,
                                                  socket_connect_timeout=0.2)
+        # What is loaded by now (Feast, MLflow, the model: most of the process's objects) stays
+        # for the process's life. Frozen, the collector stops scanning it again: each full
+        # collection had cost ~250 ms, hit every few batches of 1,000 and in single-request p99.
+        gc.freeze()
 
     def online_store_reachable(self) -> bool:
         try:
@@ -84,38 +90,42 @@ class Scorer:
         entities = [entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
                     for tx in transactions]
         stored = await self.reader.read(entities)
-        columns = {**stored, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
-        values = {**stored, **customer_request_features(columns),
+        columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
+        values = {**stored.columns, **customer_request_features(columns),
                   **terminal_request_features(columns, self.label_delay_days)}
         matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
         for j, name in enumerate(model.feature_names):
             matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
-        risks = model.booster.inplace_predict(matrix)
+        risks = model.booster.inplace_predict(matrix).tolist()
         reasons = self._reasons(model, matrix)
-        responses = [
-            ScoreResponse(
-                transaction_id=tx.transaction_id, risk_score=float(risk), decision=decide(float(risk), self.settings),
-                reasons=reasons[i], model_name=model.name, model_version=model.version,
-                feature_service=self.service.name,
-                missing_features=[name for name in self.stored if stored[name][i] is None],
-            )
+        missing = self._missing(stored.missing)
+        responses = _RESPONSES.validate_python([
+            {"transaction_id": tx.transaction_id, "risk_score": risk, "decision": decide(risk, self.settings),
+             "reasons": reasons[i], "model_name": model.name, "model_version": model.version,
+             "feature_service": self.service.name, "missing_features": missing[i]}
             for i, (tx, risk) in enumerate(zip(transactions, risks))
-        ]
-        latency_ms = (time.perf_counter() - started) * 1000
-        for i, (tx, response) in enumerate(zip(transactions, responses)):
-            self.events.submit(tx, dict(zip(model.feature_names, matrix[i].tolist())), response, latency_ms)
+        ])
+        self.events.submit(transactions, model.feature_names, matrix, responses,
+                           (time.perf_counter() - started) * 1000)
         return responses
 
-    def _reasons(self, model: LoadedModel, matrix: np.ndarray) -> list[list[Reason]]:
+    def _missing(self, absent: np.ndarray) -> list[list[str]]:
+        """Per row, the stored features the online store had no value for."""
+        return [[name for name, gone in zip(self.stored, row) if gone] if row.any() else [] for row in absent]
+
+    def _reasons(self, model: LoadedModel, matrix: np.ndarray) -> list[list[dict[str, object]]]:
         """Per row, the features that pushed the score up most (XGBoost's own contributions)."""
         names = model.feature_names
         contributions = model.contributions(matrix)
         top = np.argsort(-contributions, axis=1)[:, :TOP_REASONS]
+        top_values = np.take_along_axis(matrix, top, axis=1).tolist()
+        top_contributions = np.take_along_axis(contributions, top, axis=1).tolist()
         return [
-            [Reason(feature=names[j], description=self.descriptions.get(names[j], names[j]),
-                    value=None if math.isnan(matrix[i, j]) else float(matrix[i, j]),
-                    contribution=round(float(contributions[i, j]), 4))
-             for j in top[i] if contributions[i, j] > 0]
-            for i in range(len(matrix))
+            [{"feature": names[j], "description": self.descriptions.get(names[j], names[j]),
+              "value": None if math.isnan(value) else value, "contribution": round(contribution, 4)}
+             for j, value, contribution in zip(features, row_values, row_contributions) if contribution > 0]
+            for features, row_values, row_contributions in zip(top.tolist(), top_values, top_contributions)
         ]
 
+
+_RESPONSES = TypeAdapter(list[ScoreResponse])  # one validation call for a whole batch
