@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from data.settings import Settings
-    from monitoring.drift import Window, run_drift
+    from monitoring.checks import Window
+    from monitoring.drift import run_drift
     from monitoring.prediction_log import read_prediction_log
     from monitoring.reference import SCORE_COLUMN
 

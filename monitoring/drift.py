@@ -21,28 +21,30 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-import redis
 from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
 from evidently.metrics import MissingValueCount, ValueDrift
 
 from data.settings import Settings
+from monitoring.alerts import publish
+from monitoring.checks import (
+    DECISION_RATE,
+    FEATURE_DRIFT,
+    MISSING_VALUES,
+    PREDICTION_DRIFT,
+    Check,
+    DriftRun,
+    Window,
+)
 from monitoring.prediction_log import feature_column, read_prediction_log
 from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
 
 log = logging.getLogger(__name__)
 
-FEATURE_DRIFT = "feature_drift"
-PREDICTION_DRIFT = "prediction_drift"
-DECISION_RATE = "decision_rate"
-MISSING_VALUES = "missing_values"
 DECISIONS = ("approve", "review", "block")
 DECISION_COLUMN = "decision"
 EXPERIMENT = "fraud-monitoring"
@@ -54,86 +56,6 @@ CATEGORICAL_TEST = ("jensenshannon", "jensenshannon_distance")
 
 class DriftJobError(ValueError):
     """The job cannot give a verdict (no traffic, no reference): the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """Payments dated start <= t < end (UTC)."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def ending(cls, end: datetime, length: timedelta) -> "Window":
-        return cls(start=end - length, end=end)
-
-
-_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90m', '24h' or '7d' as a timedelta."""
-    match = _DURATION.match(text.strip().lower())
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"window {text!r} is not a positive duration like 90m, 24h or 7d")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One statistic of the window against the reference, and whether it raises an alert."""
-
-    kind: str
-    feature: str
-    statistic: str
-    value: float
-    threshold: float
-    reference_value: float | None = None
-    current_value: float | None = None
-    alerting: bool = True  # report-only checks are shown, never alert
-
-    @property
-    def fired(self) -> bool:
-        return self.alerting and self.value > self.threshold
-
-    def message(self) -> str:
-        shares = ""
-        if self.reference_value is not None and self.current_value is not None:
-            shares = f" (reference {self.reference_value:.4f}, window {self.current_value:.4f})"
-        return (f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} "
-                f"> threshold {self.threshold:.4f}{shares}")
-
-
-@dataclass
-class DriftRun:
-    """A finished drift run: its window, what it compared, the checks, where the report is."""
-
-    window: Window
-    model_version: str
-    rows: int
-    reference_rows: int
-    other_version_rows: int
-    checks: list[Check]
-    html_path: Path | None = None
-    summary_path: Path | None = None
-    seconds: float = 0.0
-    mlflow_run_id: str | None = None
-    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-
-    @property
-    def alerts(self) -> list[Check]:
-        return [check for check in self.checks if check.fired]
-
-    def summary(self) -> dict[str, object]:
-        return {
-            "window_start": self.window.start.isoformat(), "window_end": self.window.end.isoformat(),
-            "model_version": self.model_version, "rows": self.rows, "reference_rows": self.reference_rows,
-            "other_version_rows": self.other_version_rows, "finished_at": self.finished_at.isoformat(),
-            "seconds": round(self.seconds, 3), "html_report": str(self.html_path) if self.html_path else None,
-            "alerts": [{**asdict(check), "message": check.message()} for check in self.alerts],
-            "checks": [{**asdict(check), "fired": check.fired} for check in self.checks],
-        }
 
 
 # --- The window ----------------------------------------------------------------------
@@ -308,32 +230,3 @@ def log_to_mlflow(settings: Settings, run: DriftRun) -> str:
 
 def _metric_key(check: Check) -> str:
     return re.sub(r"[^0-9A-Za-z_./ -]", "_", f"{check.kind}/{check.feature}")
-
-
-def publish(settings: Settings, run: DriftRun) -> None:
-    """Each alert as an event on the alert stream; the run's results as the latest, for /metrics."""
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        with client.pipeline(transaction=False) as pipe:
-            for check in run.alerts:
-                pipe.xadd(settings.alert_stream, alert_event(check, run),
-                          maxlen=settings.alert_stream_maxlen, approximate=True)
-            pipe.set(settings.drift_results_key, json.dumps(run.summary()))
-            pipe.execute()
-    finally:
-        client.close()
-
-
-def alert_event(check: Check, run: DriftRun) -> dict[str, str]:
-    """An alert as stream fields: all strings, so any consumer can read it."""
-    return {"kind": check.kind, "feature": check.feature, "statistic": check.statistic,
-            "value": repr(check.value), "threshold": repr(check.threshold), "message": check.message(),
-            "model_version": run.model_version, "window_start": run.window.start.isoformat(),
-            "window_end": run.window.end.isoformat(), "rows": str(run.rows),
-            "report": str(run.html_path or "")}
-
-
-def latest_results(client: redis.Redis, settings: Settings) -> dict[str, object] | None:
-    """The summary of the last recorded drift run, or None before any."""
-    raw = client.get(settings.drift_results_key)
-    return None if raw is None else json.loads(raw)

@@ -340,7 +340,8 @@ def monitor_drift(
 
     import redis
 
-    from monitoring.drift import DriftJobError, Window, parse_duration, run_drift
+    from monitoring.checks import Window, parse_duration
+    from monitoring.drift import DriftJobError, run_drift
 
     end_at = _as_utc(end) if end else datetime.now(timezone.utc)
     try:

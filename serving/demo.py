@@ -109,7 +109,8 @@ def _replay_live_day(base_url: str, settings: Settings, live: pd.DataFrame, cons
 
 def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> None:
     """The drift job over the live day: served features and scores against the training reference."""
-    from monitoring.drift import Window, run_drift
+    from monitoring.checks import Window
+    from monitoring.drift import run_drift
 
     with console.status("8/8 drift: the live day against the model's training reference (Evidently)"):
         run = run_drift(settings, Window(live_day.to_pydatetime(), (live_day + pd.Timedelta(days=1)).to_pydatetime()))

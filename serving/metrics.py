@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data.settings import Settings
+from monitoring.alerts import latest_results
 from serving.schemas import ScoreResponse
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,6 @@ class DriftCollector(Collector):
         self._client = client
 
     def collect(self) -> Iterable[Metric]:
-        from monitoring.drift import latest_results
-
         try:
             results = latest_results(self._client, self._settings)
         except (redis.RedisError, json.JSONDecodeError) as error:

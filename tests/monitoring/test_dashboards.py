@@ -12,7 +12,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from data.settings import REPO_ROOT, Settings
-from monitoring.drift import FEATURE_DRIFT, Check, DriftRun, Window, publish
+from monitoring.alerts import publish
+from monitoring.checks import FEATURE_DRIFT, Check, DriftRun, Window
 from serving.metrics import DriftCollector, ModelCollector, ScorerMetrics
 
 MONITORING = REPO_ROOT / "monitoring"

@@ -13,19 +13,8 @@ import pandas as pd
 import pytest
 
 from data.settings import Settings
-from monitoring.drift import (
-    CATEGORICAL_TEST,
-    DECISION_RATE,
-    FEATURE_DRIFT,
-    MISSING_VALUES,
-    NUMERIC_TEST,
-    PREDICTION_DRIFT,
-    Check,
-    compare,
-    drift_test,
-    parse_duration,
-    reference_frame,
-)
+from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT, Check, parse_duration
+from monitoring.drift import CATEGORICAL_TEST, NUMERIC_TEST, compare, drift_test, reference_frame
 
 FRAUD = str(Path(sys.executable).parent / "fraud")
 ROWS = 4000

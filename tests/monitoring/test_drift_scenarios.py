@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from data.settings import Settings
-from monitoring.drift import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT
+from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT
 from serving.replay import payment_bodies, replay
 from serving.worker import Worker, WorkerConfig
 from tests.support.servers import served

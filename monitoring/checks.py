@@ -1,0 +1,97 @@
+"""What a drift run found: its window, each check against its threshold, the alerts.
+
+Plain data, cheap to import: the scorer reads the latest run's summary for /metrics
+without loading the drift job (Evidently) itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+FEATURE_DRIFT = "feature_drift"
+PREDICTION_DRIFT = "prediction_drift"
+DECISION_RATE = "decision_rate"
+MISSING_VALUES = "missing_values"
+
+
+@dataclass(frozen=True)
+class Window:
+    """Payments dated start <= t < end (UTC)."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, end: datetime, length: timedelta) -> "Window":
+        return cls(start=end - length, end=end)
+
+
+_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '24h' or '7d' as a timedelta."""
+    match = _DURATION.match(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"window {text!r} is not a positive duration like 90m, 24h or 7d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass(frozen=True)
+class Check:
+    """One statistic of the window against the reference, and whether it raises an alert."""
+
+    kind: str
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+    reference_value: float | None = None
+    current_value: float | None = None
+    alerting: bool = True  # report-only checks are shown, never alert
+
+    @property
+    def fired(self) -> bool:
+        return self.alerting and self.value > self.threshold
+
+    def message(self) -> str:
+        shares = ""
+        if self.reference_value is not None and self.current_value is not None:
+            shares = f" (reference {self.reference_value:.4f}, window {self.current_value:.4f})"
+        return (f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} "
+                f"> threshold {self.threshold:.4f}{shares}")
+
+
+@dataclass
+class DriftRun:
+    """A finished drift run: its window, what it compared, the checks, where the report is."""
+
+    window: Window
+    model_version: str
+    rows: int
+    reference_rows: int
+    other_version_rows: int
+    checks: list[Check]
+    html_path: Path | None = None
+    summary_path: Path | None = None
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def alerts(self) -> list[Check]:
+        return [check for check in self.checks if check.fired]
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "window_start": self.window.start.isoformat(), "window_end": self.window.end.isoformat(),
+            "model_version": self.model_version, "rows": self.rows, "reference_rows": self.reference_rows,
+            "other_version_rows": self.other_version_rows, "finished_at": self.finished_at.isoformat(),
+            "seconds": round(self.seconds, 3), "html_report": str(self.html_path) if self.html_path else None,
+            "alerts": [{**asdict(check), "message": check.message()} for check in self.alerts],
+            "checks": [{**asdict(check), "fired": check.fired} for check in self.checks],
+        }
