@@ -25,6 +25,7 @@ Redis: db 6 by default, claimed and flushed like the serving benchmark's (db 0 a
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir (report, summary)")
     args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     from data.settings import Settings
     from monitoring.checks import Window
