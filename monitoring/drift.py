@@ -21,13 +21,18 @@ import json
 import logging
 import re
 import time
+import warnings
 
 import mlflow
 import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.core.report import Snapshot
-from evidently.metrics import MissingValueCount, ValueDrift
+
+with warnings.catch_warnings():
+    # Evidently's import-time deprecation notices (numpy.core, litestar) are not the user's to fix.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.core.report import Snapshot
+    from evidently.metrics import MissingValueCount, ValueDrift
 
 from data.settings import Settings
 from monitoring.alerts import publish
