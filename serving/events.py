@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
 import queue
@@ -14,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import redis
 
 from data.settings import Settings
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from serving.schemas import ScoreResponse, Transaction
 
 log = logging.getLogger(__name__)
-_ENCODER = json.JSONEncoder(default=str)  # json.dumps(..., default=str) without a new encoder per call
 
 
 @dataclass(frozen=True)
@@ -49,15 +47,15 @@ class ScoringEvent:
                    model_version=response.model_version, latency_ms=round(latency_ms, 3),
                    scored_at=scored_at)
 
-    def to_fields(self) -> dict[str, str]:
-        # The fields as they are, not `asdict`: its deep copy cost ~70 us an event.
-        fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        return {"event": _ENCODER.encode(fields)}
+    def to_fields(self) -> dict[str, bytes]:
+        # orjson encodes the dataclass itself, ~15x faster than json (the publisher thread
+        # shares the GIL with requests); NaN becomes null, as clean_features says.
+        return {"event": orjson.dumps(self, default=str)}
 
     @classmethod
     def from_fields(cls, fields: dict[bytes | str, bytes | str]) -> "ScoringEvent":
         raw = fields.get(b"event", fields.get("event"))
-        return cls(**json.loads(raw))
+        return cls(**orjson.loads(raw))
 
 
 def clean_features(values: dict[str, float]) -> dict[str, float | None]:

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 Decision = Literal["approve", "review", "block"]
-Identifier = Annotated[int, Field(strict=True, ge=0)]
+INT64_MAX = 2**63 - 1  # ids are int64 in Feast's keys, the log and the events
+Identifier = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
 
 
 class Transaction(BaseModel):
@@ -16,7 +17,8 @@ class Transaction(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transaction_id: StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    transaction_id: Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX)] | Annotated[
+        StrictStr, Field(min_length=1, max_length=128)]
     tx_datetime: datetime = Field(description="ISO 8601; a time without zone is read as UTC")
     customer_id: Identifier
     terminal_id: Identifier

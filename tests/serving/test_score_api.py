@@ -59,6 +59,7 @@ def test_score_of_unknown_customer_names_the_missing_features(http, probe) -> No
     ("customer_id", 1.5, "valid integer"),
     ("tx_datetime", "yesterday", "datetime"),
     ("terminal_id", None, "valid integer"),
+    ("customer_id", 2**64, "less than or equal to 9223372036854775807"),
 ])
 def test_score_rejects_wrongly_typed_or_invalid_fields(http, probe,
                                                        field, value, problem) -> None:
@@ -67,6 +68,15 @@ def test_score_rejects_wrongly_typed_or_invalid_fields(http, probe,
     errors = response.json()["detail"]
     assert [e["field"] for e in errors] == [field]
     assert problem in errors[0]["problem"]
+
+
+def test_score_rejects_an_integer_transaction_id_beyond_int64(http, probe) -> None:
+    response = http.post("/score", json=payload(probe, transaction_id=2**64))
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    # An id is an integer or a string: each reading says why it fails, both name the field.
+    assert all(e["field"].startswith("transaction_id") for e in errors)
+    assert any("less than or equal to 9223372036854775807" in e["problem"] for e in errors)
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
