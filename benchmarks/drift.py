@@ -77,7 +77,7 @@ def risk_scores(rng: np.random.Generator, rows: int) -> np.ndarray:
 def write_log(settings, inputs: pd.DataFrame, scores: np.ndarray) -> int:
     """The prediction log as the worker writes it; returns the number of files."""
     from monitoring.prediction_log import BASE_SCHEMA, log_dir, plan_batch, write_batch
-    from serving.scoring import decide
+    from serving.decision import decide
 
     rows = len(inputs)
     stamps = pd.date_range(START, periods=rows, freq=pd.Timedelta(seconds=1 / REQUESTS_PER_SECOND))

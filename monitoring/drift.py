@@ -90,7 +90,7 @@ def current_frame(served: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """The reference with the decision today's thresholds give each of its scores."""
-    from serving.scoring import decide
+    from serving.decision import decide
 
     frame = reference.copy()
     frame[DECISION_COLUMN] = [decide(score, settings) for score in frame[SCORE_COLUMN].tolist()]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -197,16 +199,25 @@ def model_list() -> None:
     console.print(table)
 
 
+@contextlib.contextmanager
+def _lifecycle_errors() -> Iterator[None]:
+    """A refused registry move (not approved, no previous champion, ...) ends the command with its reason."""
+    from training.lifecycle import LifecycleError
+
+    try:
+        yield
+    except LifecycleError as error:
+        fail(str(error))
+
+
 @model_app.command("approve")
 def model_approve(version: str, by: Annotated[str, typer.Option(help="Who approves.")],
                   note: Annotated[str, typer.Option(help="Why: what was checked.")]) -> None:
     """Record who approved a version, when and why; only approved versions can be promoted."""
-    from training.lifecycle import LifecycleError, approve
+    from training.lifecycle import approve
 
-    try:
+    with _lifecycle_errors():
         approved = approve(Settings(), version, by, note)
-    except LifecycleError as error:
-        fail(str(error))
     console.print(f"version {approved.version} approved by {by}")
 
 
@@ -214,12 +225,10 @@ def model_approve(version: str, by: Annotated[str, typer.Option(help="Who approv
 def model_promote(version: str, by: Annotated[str, typer.Option(help="Who deploys.")],
                   reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
     """Point `champion` at an approved version (running scorers follow within seconds)."""
-    from training.lifecycle import LifecycleError, promote
+    from training.lifecycle import promote
 
-    try:
+    with _lifecycle_errors():
         move = promote(Settings(), version, by, reason)
-    except LifecycleError as error:
-        fail(str(error))
     console.print(f"champion: v{move.from_version or '-'} -> v{move.to_version} ({move.by}, {move.at})")
 
 
@@ -227,12 +236,10 @@ def model_promote(version: str, by: Annotated[str, typer.Option(help="Who deploy
 def model_rollback(by: Annotated[str, typer.Option(help="Who rolls back.")],
                    reason: Annotated[str, typer.Option(help="Why.")] = "") -> None:
     """Move `champion` back to the previous approved champion."""
-    from training.lifecycle import LifecycleError, rollback
+    from training.lifecycle import rollback
 
-    try:
+    with _lifecycle_errors():
         move = rollback(Settings(), by, reason)
-    except LifecycleError as error:
-        fail(str(error))
     console.print(f"champion rolled back: v{move.from_version} -> v{move.to_version} ({move.by}, {move.at})")
 
 

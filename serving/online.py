@@ -129,15 +129,22 @@ def _redis_key(join_key: str, is_int: bool, entity_value: object, version: int, 
     return serialize_entity_key(key, entity_key_serialization_version=version) + suffix
 
 
-def _decode(raw: bytes | None) -> object:
-    """A stored ValueProto as a Python value: a scalar, or a list for the *_list_val kinds."""
+def _parse(raw: bytes | None) -> tuple[str, Value] | None:
+    """A stored ValueProto and the kind of value it holds; None when it holds none."""
     if not raw:
         return None
     value = Value()
     value.ParseFromString(raw)
     kind = value.WhichOneof("val")
-    if kind is None:
+    return None if kind is None else (kind, value)
+
+
+def _decode(raw: bytes | None) -> object:
+    """A stored ValueProto as a Python value: a scalar, or a list for the *_list_val kinds."""
+    parsed = _parse(raw)
+    if parsed is None:
         return None
+    kind, value = parsed
     decoded = getattr(value, kind)
     return list(decoded.val) if kind.endswith("_list_val") else decoded
 
@@ -179,11 +186,10 @@ def _elements(raw: bytes | None, packed: _Packed) -> bytes | None:
     if elements is not None:
         return elements
     # Not protobuf's own encoding (Feast writes that): let protobuf read it, then re-encode it.
-    value = Value()
-    value.ParseFromString(raw)
-    kind = value.WhichOneof("val")
-    if kind is None:
+    parsed = _parse(raw)
+    if parsed is None:
         return None
+    kind, value = parsed
     if kind != packed.field:
         raise ValueError(f"stored {kind} where the registry declares {packed.field}")
     return _plain_elements(value.SerializeToString(), packed.tag)

@@ -26,22 +26,14 @@ from feature_repo.transforms import (
     entity_row,
     terminal_request_features,
 )
+from serving.decision import decide
 from serving.events import EventPublisher
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
-from serving.schemas import Decision, ScoreResponse, Transaction
+from serving.schemas import ScoreResponse, Transaction
 
 TOP_REASONS = 3
 REQUEST_FIELDS = ("tx_amount", "tx_epoch_seconds", "device_hash")
-
-
-def decide(score: float, settings: Settings) -> Decision:
-    """Map a risk score to a decision with the configured thresholds."""
-    if score >= settings.block_threshold:
-        return "block"
-    if score >= settings.review_threshold:
-        return "review"
-    return "approve"
 
 
 class Scorer:
