@@ -7,11 +7,13 @@ RUN useradd --create-home --uid 10001 fraud && mkdir /data && chown fraud /data
 WORKDIR /app
 
 COPY pyproject.toml requirements.lock README.md ./
+COPY contracts ./contracts
 COPY data ./data
 COPY feature_repo ./feature_repo
 COPY training ./training
 COPY serving ./serving
 COPY monitoring ./monitoring
+COPY fraud ./fraud
 RUN pip install -c requirements.lock .
 
 USER fraud

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-serving bench-drift clean
+.PHONY: install demo test lint format bench bench-serving bench-drift clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Lint and format (ruff), types (mypy over the library), and the import contract: imports run
+# one way, from the `fraud` command down to the shared contracts (pyproject.toml, [tool.importlinter]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Apply ruff's fixes and formatting.
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Speed and scale, measured against a baseline in the same run (see benchmarks/).
 bench: $(STAMP) bench-serving bench-drift

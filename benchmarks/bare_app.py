@@ -1,4 +1,4 @@
-"""The framework's ceiling for `benchmarks/serving.py`: FastAPI with nothing behind it.
+"""The framework's ceiling for the serving benchmark (`benchmarks/serving/`): FastAPI with nothing behind it.
 
 `POST /score` validates the body with the platform's own pydantic `Transaction` model
 (the scorer's request model, so the same 422 rules) and answers a constant of the same
@@ -25,8 +25,13 @@ MAX_BATCH = 1000
 app = FastAPI(title="Bare FastAPI ceiling", version="1")
 
 _ANSWER = {
-    "risk_score": 0.0, "decision": "approve", "reasons": [], "model_name": "constant",
-    "model_version": "0", "feature_service": "none", "missing_features": [],
+    "risk_score": 0.0,
+    "decision": "approve",
+    "reasons": [],
+    "model_name": "constant",
+    "model_version": "0",
+    "feature_service": "none",
+    "missing_features": [],
 }
 
 

@@ -25,6 +25,7 @@ from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS
 
 
 def per_call_us(fn: Callable[[], object], seconds: float = 1.0) -> float:
+    """Microseconds per call of `fn`, over about `seconds` of calls after one warm-up call."""
     fn()
     calls, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -34,6 +35,7 @@ def per_call_us(fn: Callable[[], object], seconds: float = 1.0) -> float:
 
 
 def main() -> None:
+    """Train the model, time each way to the contributions at 1 and 1,000 rows, print the ratios."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20_000, 21))
     y = (x[:, 0] + x[:, 1] * x[:, 2] + rng.normal(scale=0.5, size=len(x)) > 1.5).astype(int)
@@ -46,8 +48,10 @@ def main() -> None:
     results = {}
     for name, make in (
         ("platform: serving.explain (walk)", lambda m: lambda: ours(m)),
-        ("xgboost approx_contribs", lambda m: lambda: booster.predict(xgb.DMatrix(m), pred_contribs=True,
-                                                                      approx_contribs=True)),
+        (
+            "xgboost approx_contribs",
+            lambda m: lambda: booster.predict(xgb.DMatrix(m), pred_contribs=True, approx_contribs=True),
+        ),
         ("xgboost exact TreeSHAP", lambda m: lambda: booster.predict(xgb.DMatrix(m), pred_contribs=True)),
         ("prediction (inplace_predict)", lambda m: lambda: booster.inplace_predict(m)),
     ):
@@ -55,10 +59,13 @@ def main() -> None:
         print(f"{name:36}{results[name][1]:>14,.1f}{results[name][1000]:>18,.1f}")
     mine = results["platform: serving.explain (walk)"]
     for baseline in ("xgboost approx_contribs", "xgboost exact TreeSHAP"):
-        print(f"ratio platform / {baseline:26}{mine[1] / results[baseline][1]:>8.2f}"
-              f"{mine[1000] / results[baseline][1000]:>18.2f}")
-    same = np.abs(ours(rows[1000]) - booster.predict(xgb.DMatrix(rows[1000]), pred_contribs=True,
-                                                     approx_contribs=True)[:, :-1]).max()
+        print(
+            f"ratio platform / {baseline:26}{mine[1] / results[baseline][1]:>8.2f}"
+            f"{mine[1000] / results[baseline][1000]:>18.2f}"
+        )
+    same = np.abs(
+        ours(rows[1000]) - booster.predict(xgb.DMatrix(rows[1000]), pred_contribs=True, approx_contribs=True)[:, :-1]
+    ).max()
     print(f"\nlargest difference from XGBoost's approx_contribs over 1,000 rows: {same:.2e}")
 
 

@@ -1,20 +1,16 @@
-"""The raw transaction data contract: what a transactions file must look like to be ingested.
+"""The raw transaction contract check: what a transactions file must look like to be ingested.
 
-One row per card payment. A file either meets every rule or is rejected whole with a
-report naming each broken rule, the column and the number of offending rows.
+The columns are declared once, in contracts/transactions.py (`Transaction`, `Labels`); this
+module reads a frame by those declarations. A file either meets every rule or is
+rejected whole with a report naming each broken rule, the column and the number of
+offending rows. Rules by the kind of a column:
 
-| column         | type                               | rule                                   |
-|----------------|------------------------------------|----------------------------------------|
-| transaction_id | int64 or string                    | unique, not null                       |
-| tx_datetime    | timestamp (UTC; naive means UTC)   | not null                               |
-| customer_id    | int64                              | not null                               |
-| terminal_id    | int64                              | not null                               |
-| tx_amount      | float64                            | not null, >= 0, finite                 |
-| device_id      | string (optional)                  | nulls allowed                          |
-| device_type    | string (optional)                  | nulls allowed (mobile / desktop / pos) |
-| device_os      | string (optional)                  | nulls allowed                          |
-| is_fraud       | int (optional; absent = unlabelled)| not null, 0 or 1 when present          |
-| fraud_scenario | int (optional; simulator truth)    | not null when present; never a feature |
+- every column: the names are exact; required columns must be present; values must be
+  of the column's kind; columns not declared nullable need a value in every row;
+- id: integers or non-empty strings, unique (compared as text);
+- timestamp: ISO 8601 or datetime values, naive meaning UTC;
+- amount: numbers, finite and >= 0;
+- integer: whole numbers that fit in int64; label: 0 or 1.
 
 Every check is vectorised so a file of a few million rows is checked in seconds.
 """
@@ -34,30 +30,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "transaction_id",
-    "tx_datetime",
-    "customer_id",
-    "terminal_id",
-    "tx_amount",
-)
-OPTIONAL_COLUMNS: tuple[str, ...] = (
-    "device_id",
-    "device_type",
-    "device_os",
-    "is_fraud",
-    "fraud_scenario",
-)
+from contracts.transactions import ColumnKind, ContractColumn, Transaction, column_of_kind, raw_columns
+
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in raw_columns() if c.required)
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in raw_columns() if not c.required)
 CONTRACT_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
-ID_COLUMN = "transaction_id"
-TIME_COLUMN = "tx_datetime"
-AMOUNT_COLUMN = "tx_amount"
-LABEL_COLUMN = "is_fraud"
-INTEGER_COLUMNS: tuple[str, ...] = ("customer_id", "terminal_id", "is_fraud", "fraud_scenario")
-STRING_COLUMNS: tuple[str, ...] = ("device_id", "device_type", "device_os")
-# Columns that must have a value in every row whenever the column is present.
-NOT_NULL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + ("is_fraud", "fraud_scenario")
+ID_COLUMN = column_of_kind("id")
+TIME_COLUMN = column_of_kind("timestamp")
+AMOUNT_COLUMN = column_of_kind("amount")
+LABEL_COLUMN = column_of_kind("label")
+INTEGER_COLUMNS: tuple[str, ...] = tuple(c.name for c in raw_columns() if c.kind in ("integer", "label"))
+STRING_COLUMNS: tuple[str, ...] = tuple(c.name for c in raw_columns() if c.kind == "text")
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv",)
@@ -147,7 +131,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     # String columns are read as text so ids like "007" keep their leading zeros; numbers
     # and timestamps are left to the contract check, which reports values that do not parse.
-    text_columns = {column: "string" for column in (ID_COLUMN,) + STRING_COLUMNS}
+    text_columns = {column: "string" for column in (ID_COLUMN, *STRING_COLUMNS)}
     try:
         frame = pd.read_csv(path, dtype=text_columns)
     except pd.errors.EmptyDataError as err:
@@ -194,7 +178,7 @@ def _parse_integer(series: pd.Series) -> _Parsed:
     if ptypes.is_float_dtype(dtype):
         values = _float_values(series)
         return _Parsed(pd.Series(values, index=series.index), null, ~null & ~_whole_number_mask(values))
-    if dtype == object or ptypes.is_string_dtype(dtype):
+    if ptypes.is_object_dtype(dtype) or ptypes.is_string_dtype(dtype):
         numbers = pd.to_numeric(series, errors="coerce")
         values = _float_values(numbers)
         # Whole-number check in float is exact enough to spot 3.5; keep exact ints when available.
@@ -209,7 +193,7 @@ def _parse_amount(series: pd.Series) -> _Parsed:
     dtype = series.dtype
     if ptypes.is_numeric_dtype(dtype) and not _is_bool(series):
         return _Parsed(pd.Series(_float_values(series), index=series.index), null, np.zeros(len(series), bool))
-    if dtype == object or ptypes.is_string_dtype(dtype):
+    if ptypes.is_object_dtype(dtype) or ptypes.is_string_dtype(dtype):
         values = _float_values(pd.to_numeric(series, errors="coerce"))
         return _Parsed(pd.Series(values, index=series.index), null, ~null & np.isnan(values))
     return _Parsed(series, null, ~null)
@@ -225,7 +209,7 @@ def _parse_timestamp(series: pd.Series) -> _Parsed:
         out_of_range = ~null & ((naive < pd.Timestamp.min) | (naive > pd.Timestamp.max)).to_numpy(dtype=bool)
         utc = naive.where(~out_of_range).dt.tz_localize("UTC").dt.as_unit("ns")
         return _Parsed(utc, null, out_of_range)
-    if dtype == object or ptypes.is_string_dtype(dtype):
+    if ptypes.is_object_dtype(dtype) or ptypes.is_string_dtype(dtype):
         parsed = _parse_iso_text(series)
         return _Parsed(parsed, null, ~null & parsed.isna().to_numpy(dtype=bool))
     # Numbers would silently become epoch offsets; the contract asks for real timestamps.
@@ -286,7 +270,7 @@ def _parse_transaction_id(series: pd.Series) -> _Parsed:
         whole = _whole_number_mask(values)
         keys = pd.Series(np.where(whole, values, 0).astype("int64"), index=series.index)
         return _Parsed(keys, null, ~null & ~whole)
-    if dtype == object or ptypes.is_string_dtype(dtype):
+    if ptypes.is_object_dtype(dtype) or ptypes.is_string_dtype(dtype):
         kind = pd.api.types.infer_dtype(series, skipna=True)
         if kind in ("string", "empty"):
             bad = np.zeros(len(series), bool)
@@ -304,29 +288,31 @@ def _parse_string(series: pd.Series) -> _Parsed:
     if null.all():
         return _Parsed(series.astype(object), null, np.zeros(len(series), bool))
     dtype = series.dtype
-    if ptypes.is_string_dtype(dtype) and dtype != object:
+    if ptypes.is_string_dtype(dtype) and not ptypes.is_object_dtype(dtype):
         return _Parsed(series, null, np.zeros(len(series), bool))
-    if dtype == object:
+    if ptypes.is_object_dtype(dtype):
         if pd.api.types.infer_dtype(series, skipna=True) == "string":
             return _Parsed(series, null, np.zeros(len(series), bool))
         return _Parsed(series, null, ~null & ~_element_is(series, lambda v: isinstance(v, str)))
     return _Parsed(series, null, ~null)
 
 
-_PARSERS: dict[str, Callable[[pd.Series], _Parsed]] = {
-    ID_COLUMN: _parse_transaction_id,
-    TIME_COLUMN: _parse_timestamp,
-    AMOUNT_COLUMN: _parse_amount,
-    **{column: _parse_integer for column in INTEGER_COLUMNS},
-    **{column: _parse_string for column in STRING_COLUMNS},
+_PARSERS: dict[ColumnKind, Callable[[pd.Series], _Parsed]] = {
+    "id": _parse_transaction_id,
+    "timestamp": _parse_timestamp,
+    "amount": _parse_amount,
+    "integer": _parse_integer,
+    "label": _parse_integer,
+    "text": _parse_string,
 }
 
-_TYPE_NAMES: dict[str, str] = {
-    ID_COLUMN: "integers or strings",
-    TIME_COLUMN: "ISO 8601 timestamps between 1677 and 2262 (naive means UTC)",
-    AMOUNT_COLUMN: "numbers",
-    **{column: "whole numbers (int64)" for column in INTEGER_COLUMNS},
-    **{column: "strings" for column in STRING_COLUMNS},
+_TYPE_NAMES: dict[ColumnKind, str] = {
+    "id": "integers or strings",
+    "timestamp": "ISO 8601 timestamps between 1677 and 2262 (naive means UTC)",
+    "amount": "numbers",
+    "integer": "whole numbers (int64)",
+    "label": "whole numbers (int64)",
+    "text": "strings",
 }
 
 
@@ -342,7 +328,7 @@ def _examples(series: pd.Series, mask: np.ndarray) -> str:
     return ", ".join(repr(v) for v in values)
 
 
-def _column_violations(frame: pd.DataFrame) -> list[Violation]:
+def _column_violations(frame: pd.DataFrame, columns: tuple[ContractColumn, ...]) -> list[Violation]:
     """Column-level rules: duplicated, unknown and missing column names."""
     violations: list[Violation] = []
     names = [str(name) for name in frame.columns]
@@ -350,13 +336,16 @@ def _column_violations(frame: pd.DataFrame) -> list[Violation]:
         violations.append(
             Violation("duplicate_column", name, 0, f"column {name!r} appears {names.count(name)} times; keep only one")
         )
-    for name in dict.fromkeys(n for n in names if n not in CONTRACT_COLUMNS):
-        close = difflib.get_close_matches(name, CONTRACT_COLUMNS, n=1)
+    known = [column.name for column in columns]
+    for name in dict.fromkeys(n for n in names if n not in known):
+        close = difflib.get_close_matches(name, known, n=1)
         hint = f"rename it to {close[0]!r}" if close else "drop it"
         violations.append(
-            Violation("unknown_column", name, 0, f"column {name!r} is not in the data contract; {hint} (names are exact)")
+            Violation(
+                "unknown_column", name, 0, f"column {name!r} is not in the data contract; {hint} (names are exact)"
+            )
         )
-    for name in REQUIRED_COLUMNS:
+    for name in (column.name for column in columns if column.required):
         if name not in names:
             violations.append(
                 Violation("missing_column", name, 0, f"required column {name!r} is missing; add it to the file")
@@ -364,46 +353,49 @@ def _column_violations(frame: pd.DataFrame) -> list[Violation]:
     return violations
 
 
-def _value_violations(column: str, series: pd.Series, parsed: _Parsed) -> list[Violation]:
+def _value_violations(column: ContractColumn, series: pd.Series, parsed: _Parsed) -> list[Violation]:
     """Row-level rules for one contract column, each counted in rows."""
+    name = column.name
     violations: list[Violation] = []
     bad_rows = int(parsed.bad.sum())
     if bad_rows:
         violations.append(
             Violation(
                 "type",
-                column,
+                name,
                 bad_rows,
-                f"{column!r} holds {_count(bad_rows, 'value')} that cannot be read as {_TYPE_NAMES[column]} "
+                f"{name!r} holds {_count(bad_rows, 'value')} that cannot be read as {_TYPE_NAMES[column.kind]} "
                 f"(e.g. {_examples(series, parsed.bad)}); fix or remove those rows",
             )
         )
     null_rows = int(parsed.null.sum())
-    if null_rows and column in NOT_NULL_COLUMNS:
+    if null_rows and not column.nullable:
         violations.append(
-            Violation("not_null", column, null_rows, f"found {_count(null_rows, 'row')} with no {column}; every row needs a value")
+            Violation(
+                "not_null", name, null_rows, f"found {_count(null_rows, 'row')} with no {name}; every row needs a value"
+            )
         )
     valid = ~parsed.bad & ~parsed.null
-    if column == ID_COLUMN:
-        violations += _unique_violations(parsed.values, valid)
-    elif column == AMOUNT_COLUMN:
-        violations += _amount_violations(_float_values(parsed.values), valid)
-    elif column == LABEL_COLUMN:
+    if column.kind == "id":
+        violations += _unique_violations(name, parsed.values, valid)
+    elif column.kind == "amount":
+        violations += _amount_violations(name, _float_values(parsed.values), valid)
+    elif column.kind == "label":
         labels = _float_values(parsed.values)
         outside = int((valid & ~np.isin(labels, (0, 1))).sum())
         if outside:
             violations.append(
                 Violation(
                     "binary_label",
-                    column,
+                    name,
                     outside,
-                    f"found {_count(outside, 'row')} with is_fraud outside {{0, 1}}; use 1 for fraud, 0 for genuine",
+                    f"found {_count(outside, 'row')} with {name} outside {{0, 1}}; use 1 for fraud, 0 for genuine",
                 )
             )
     return violations
 
 
-def _unique_violations(keys: pd.Series, valid: np.ndarray) -> list[Violation]:
+def _unique_violations(name: str, keys: pd.Series, valid: np.ndarray) -> list[Violation]:
     present = keys[valid]
     repeated = present.duplicated(keep=False)
     rows = int(repeated.sum())
@@ -413,26 +405,30 @@ def _unique_violations(keys: pd.Series, valid: np.ndarray) -> list[Violation]:
     return [
         Violation(
             "unique",
-            ID_COLUMN,
+            name,
             rows,
-            f"found {_count(rows, 'row')} sharing a transaction_id with another row ({_count(len(ids), 'id')}, "
+            f"found {_count(rows, 'row')} sharing a {name} with another row ({_count(len(ids), 'id')}, "
             f"e.g. {', '.join(repr(v) for v in ids.head(_EXAMPLES).tolist())}); each payment needs its own id",
         )
     ]
 
 
-def _amount_violations(amounts: np.ndarray, valid: np.ndarray) -> list[Violation]:
+def _amount_violations(name: str, amounts: np.ndarray, valid: np.ndarray) -> list[Violation]:
     violations: list[Violation] = []
     infinite = valid & np.isinf(amounts)
     if rows := int(infinite.sum()):
         violations.append(
-            Violation("finite", AMOUNT_COLUMN, rows, f"found {_count(rows, 'row')} with an infinite tx_amount; amounts must be finite")
+            Violation(
+                "finite", name, rows, f"found {_count(rows, 'row')} with an infinite {name}; amounts must be finite"
+            )
         )
     with np.errstate(invalid="ignore"):
         negative = valid & ~infinite & (amounts < 0)
     if rows := int(negative.sum()):
         violations.append(
-            Violation("non_negative", AMOUNT_COLUMN, rows, f"found {_count(rows, 'row')} with a negative tx_amount; amounts must be >= 0")
+            Violation(
+                "non_negative", name, rows, f"found {_count(rows, 'row')} with a negative {name}; amounts must be >= 0"
+            )
         )
     return violations
 
@@ -446,54 +442,58 @@ def _column(frame: pd.DataFrame, position: int) -> pd.Series:
     return series
 
 
-def check_contract(frame: pd.DataFrame) -> list[Violation]:
-    """Check every contract rule and return all violations found (empty list means the frame is clean)."""
-    violations = _column_violations(frame)
+def check_contract(frame: pd.DataFrame, payment: type[Transaction] = Transaction) -> list[Violation]:
+    """Check every contract rule and return all violations found (empty list means the frame is clean).
+
+    `payment`: the payment declaration to check against (contracts/transactions.py).
+    """
+    columns = raw_columns(payment)
+    violations = _column_violations(frame, columns)
     names = [str(name) for name in frame.columns]
-    for position, name in enumerate(names):
+    for column in columns:
         # A duplicated name is already reported; which copy is meant is ambiguous, so skip its values.
-        if name not in _PARSERS or names.count(name) > 1:
+        if names.count(column.name) != 1:
             continue
-        series = _column(frame, position)
-        violations += _value_violations(name, series, _PARSERS[name](series))
+        series = _column(frame, names.index(column.name))
+        violations += _value_violations(column, series, _PARSERS[column.kind](series))
     return violations
 
 
 # --------------------------------------------------------------------------- normalising
 
 
-def _canonical(column: str, parsed: _Parsed) -> pd.Series:
+def _canonical(column: ContractColumn, parsed: _Parsed) -> pd.Series:
     values = parsed.values
-    if column == ID_COLUMN:
+    if column.kind == "id":
         return values.astype(str).astype(object)
-    if column == TIME_COLUMN:
+    if column.kind == "timestamp":
         return values
-    if column == AMOUNT_COLUMN:
+    if column.kind == "amount":
         return values.astype("float64")
-    if column in INTEGER_COLUMNS:
+    if column.kind in ("integer", "label"):
         return values.astype("int64")
     return values.astype(object).where(~parsed.null, None)  # text columns keep nulls as None
 
 
-def normalize(frame: pd.DataFrame) -> pd.DataFrame:
+def normalize(frame: pd.DataFrame, payment: type[Transaction] = Transaction) -> pd.DataFrame:
     """Return the frame with canonical dtypes and columns in contract order.
 
-    Expects a frame that passed `check_contract` (use `validate` otherwise). transaction_id
-    becomes text, tx_datetime datetime64[ns, UTC], ids and labels int64, tx_amount float64,
-    device columns text with nulls as None. Absent optional columns stay absent.
+    Expects a frame that passed `check_contract` (use `validate` otherwise). Ids become
+    text, timestamps datetime64[ns, UTC], integers and labels int64, amounts float64,
+    text columns text with nulls as None. Absent optional columns stay absent.
     """
     names = [str(name) for name in frame.columns]
     out: dict[str, pd.Series] = {}
-    for column in CONTRACT_COLUMNS:
-        if column in names:
-            series = _column(frame, names.index(column))
-            out[column] = _canonical(column, _PARSERS[column](series)).reset_index(drop=True)
+    for column in raw_columns(payment):
+        if column.name in names:
+            series = _column(frame, names.index(column.name))
+            out[column.name] = _canonical(column, _PARSERS[column.kind](series)).reset_index(drop=True)
     return pd.DataFrame(out)
 
 
-def validate(frame: pd.DataFrame) -> pd.DataFrame:
+def validate(frame: pd.DataFrame, payment: type[Transaction] = Transaction) -> pd.DataFrame:
     """Check the frame against the contract; raise ContractError listing every violation, else normalise it."""
-    violations = check_contract(frame)
+    violations = check_contract(frame, payment)
     if violations:
         raise ContractError(violations)
-    return normalize(frame)
+    return normalize(frame, payment)

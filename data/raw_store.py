@@ -1,16 +1,14 @@
 """The raw store: validated transactions kept as immutable parquet parts under `Settings.raw_dir`.
 
 Each ingested file becomes one part, `part-<sha256 prefix>.parquet`, named by a digest of its
-normalised content. Parts are written to a hidden temp file in the same directory and moved
-into place with `os.replace`, so readers never see a half-written part and a rejected or failed
-ingest leaves the directory as it was. Only `part-*.parquet` files are read back.
+normalised content. Parts appear whole (contracts/files.py), so readers never see a
+half-written part and a rejected or failed ingest leaves the directory as it was. Only
+`part-*.parquet` files are read back.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts.files import write_parquet_atomically
+from contracts.settings import Settings
+from contracts.transactions import arrow_schema, raw_columns
 from data.contract import (
     CONTRACT_COLUMNS,
     ID_COLUMN,
     INTEGER_COLUMNS,
     LABEL_COLUMN,
-    STRING_COLUMNS,
     TIME_COLUMN,
     ContractError,
     Violation,
@@ -32,25 +32,14 @@ from data.contract import (
     normalize,
     read_transactions_file,
 )
-from data.settings import Settings
 
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
-_TEMP_PREFIX = ".tmp-"  # hidden and outside the part-*.parquet pattern, so never loaded
 _DIGEST_CHARS = 16
 _SOURCE_KEY = b"fraud.source"  # provenance kept in each part's schema metadata
 
 # Storage types, so every part has the same schema whatever pandas inferred.
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    ID_COLUMN: pa.string(),
-    TIME_COLUMN: pa.timestamp("ns", tz="UTC"),
-    "customer_id": pa.int64(),
-    "terminal_id": pa.int64(),
-    "tx_amount": pa.float64(),
-    **{column: pa.string() for column in STRING_COLUMNS},
-    "is_fraud": pa.int64(),
-    "fraud_scenario": pa.int64(),
-}
+_ARROW_TYPES: dict[str, pa.DataType] = {field.name: field.type for field in arrow_schema(raw_columns())}
 
 
 class RawStoreEmpty(ValueError):
@@ -130,9 +119,7 @@ class RawStore:
         """
         parts = self.parts()
         if not parts:
-            raise RawStoreEmpty(
-                f"no transactions ingested yet (no parts in {self.directory}); run `fraud ingest PATH`"
-            )
+            raise RawStoreEmpty(f"no transactions ingested yet (no parts in {self.directory}); run `fraud ingest PATH`")
         # promote_options="default" adds a column missing from a part as nulls.
         table = pa.concat_tables([_read_part(part) for part in parts], promote_options="default")
         table = table.select([column for column in CONTRACT_COLUMNS if column in table.column_names])
@@ -152,25 +139,11 @@ class RawStore:
         return pd.concat(ids, ignore_index=True)
 
     def _write_part(self, clean: pd.DataFrame, source: str) -> Path:
-        """Write atomically: temp file in the same directory, fsync, then os.replace onto the final name."""
         schema = pa.schema([(column, _ARROW_TYPES[column]) for column in clean.columns])
         table = pa.Table.from_pandas(clean, schema=schema, preserve_index=False)
         table = table.replace_schema_metadata({_SOURCE_KEY: source.encode("utf-8")})
         final = self.directory / f"{PART_PREFIX}{_content_digest(clean)[:_DIGEST_CHARS]}{PART_SUFFIX}"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=self.directory, prefix=_TEMP_PREFIX, suffix=PART_SUFFIX)
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(handle, "wb") as sink:
-                pq.write_table(table, sink)
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.replace(temp, final)
-            _fsync_directory(self.directory)
-        finally:
-            # After a successful replace the temp name is gone; after a failure this removes it.
-            temp.unlink(missing_ok=True)
-        return final
+        return write_parquet_atomically(final, table)
 
 
 def _read_part(part: Path) -> pa.Table:
@@ -195,14 +168,3 @@ def _content_digest(clean: pd.DataFrame) -> str:
     row_hashes = pd.util.hash_pandas_object(clean, index=False).to_numpy(dtype=np.uint64)
     digest.update(row_hashes.tobytes())
     return digest.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself; a no-op where directories cannot be opened (Windows)."""
-    if os.name != "posix":
-        return
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

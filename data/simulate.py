@@ -52,15 +52,15 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "SimulationConfig",
-    "TRANSACTION_COLUMNS",
     "DEVICE_COLUMNS",
-    "simulate_transactions",
-    "generate_customer_profiles",
-    "generate_terminal_profiles",
-    "generate_device_profiles",
-    "draw_compromised_terminals",
+    "TRANSACTION_COLUMNS",
+    "SimulationConfig",
     "draw_compromised_customers",
+    "draw_compromised_terminals",
+    "generate_customer_profiles",
+    "generate_device_profiles",
+    "generate_terminal_profiles",
+    "simulate_transactions",
 ]
 
 SECONDS_PER_DAY = 86_400
@@ -162,7 +162,7 @@ class SimulationConfig:
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
 
     @classmethod
-    def handbook(cls, *, extensions: bool = True) -> "SimulationConfig":
+    def handbook(cls, *, extensions: bool = True) -> SimulationConfig:
         """The book's setup: 5,000 customers, 10,000 terminals, 183 days from 2018-04-01, seed 0.
 
         With ``extensions=False`` (no devices, no takeovers) the simulation is the book's
@@ -419,6 +419,7 @@ def _customer_draws(
         cached = f * x1
         has_gauss = True
         return f * x2
+
     choice = chooser.choice
     reachable = len(terminals) > 0
     twice_mean = mean_amount * 2
@@ -491,8 +492,16 @@ def _generate_base_transactions(
             doubles = np.random.RandomState(customer_seed).random_sample(n_doubles).tolist()
             try:
                 _customer_draws(
-                    doubles, terminals, random.Random(customer_seed), rate, mean_amount, std_amount, n_days,
-                    elapsed, terminal, amount,
+                    doubles,
+                    terminals,
+                    random.Random(customer_seed),
+                    rate,
+                    mean_amount,
+                    std_amount,
+                    n_days,
+                    elapsed,
+                    terminal,
+                    amount,
                 )
                 break
             except IndexError:

@@ -3,9 +3,14 @@
 Every feature's window, as-of rule and freshness is written next to it. The values
 themselves are computed in `feature_repo/transforms.py`, the one module of transforms,
 for training (offline tables, historical retrieval) and serving (online reads) alike.
+
+Nothing here depends on a deployment's settings: the platform applies these objects with
+each file source bound to its own FRAUD_DATA_DIR (`feature_repo.store.apply_definitions`).
 """
 
+import os
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
@@ -13,19 +18,33 @@ from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Array, Float64, Int64
 from feast.value_type import ValueType
 
-from data.settings import Settings
 
-_settings = Settings()
-_offline_dir = _settings.offline_dir
+def offline_table(name: str) -> str:
+    """An offline table's file under FRAUD_DATA_DIR/features, for Feast's own CLI (`feast apply`
+    after `eval "$(fraud env)"`, as feature_store.yaml reads it); the platform re-binds it."""
+    return str(Path(os.environ.get("FRAUD_DATA_DIR", ".fraud-data")) / "features" / f"{name}.parquet")
+
 
 # --- Entities -----------------------------------------------------------------------
 
-customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.INT64,
-                  description="A card holder (one card per customer).")
-terminal = Entity(name="terminal", join_keys=["terminal_id"], value_type=ValueType.INT64,
-                  description="A payment terminal or merchant.")
-device = Entity(name="device", join_keys=["device_id"], value_type=ValueType.STRING,
-                description="The device a payment was made from; empty when unknown.")
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=ValueType.INT64,
+    description="A card holder (one card per customer).",
+)
+terminal = Entity(
+    name="terminal",
+    join_keys=["terminal_id"],
+    value_type=ValueType.INT64,
+    description="A payment terminal or merchant.",
+)
+device = Entity(
+    name="device",
+    join_keys=["device_id"],
+    value_type=ValueType.STRING,
+    description="The device a payment was made from; empty when unknown.",
+)
 
 # --- Sources ------------------------------------------------------------------------
 
@@ -34,21 +53,22 @@ device = Entity(name="device", join_keys=["device_id"], value_type=ValueType.STR
 # request of the same customer sees it (freshness: per payment, pushed).
 customer_state_push = PushSource(
     name="customer_state_push",
-    batch_source=FileSource(name="customer_state_source",
-                            path=str(_offline_dir / "customer_state.parquet"),
-                            timestamp_field="event_timestamp"),
+    batch_source=FileSource(
+        name="customer_state_source", path=offline_table("customer_state"), timestamp_field="event_timestamp"
+    ),
 )
 # One row per labelled payment, stamped payment time + LABEL_DELAY: the moment the
-# label is known. Freshness: `feast materialize-incremental` (the label feed) run often.
+# label is known (the feature pipeline applies the delay; nothing downstream needs it).
+# Freshness: `feast materialize-incremental` (the label feed) run often.
 terminal_labels_source = FileSource(
     name="terminal_labels_source",
-    path=str(_offline_dir / "terminal_labels.parquet"),
+    path=offline_table("terminal_labels"),
     timestamp_field="event_timestamp",
 )
 # Daily snapshot stamped 00:00 of day D, counting days before D. Freshness: daily batch.
 device_profile_source = FileSource(
     name="device_profile_source",
-    path=str(_offline_dir / "device_profile.parquet"),
+    path=offline_table("device_profile"),
     timestamp_field="event_timestamp",
 )
 
@@ -60,12 +80,17 @@ customer_state = FeatureView(
     # Payments older than 30 days fall out of every window: older state is as good as none.
     ttl=timedelta(days=30),
     schema=[
-        Field(name="recent_tx_epoch_seconds", dtype=Array(Int64),
-              description="times of the customer's payments in the 30 days up to its last one"),
-        Field(name="recent_tx_amounts", dtype=Array(Float64),
-              description="amounts of those payments"),
-        Field(name="recent_tx_device_hashes", dtype=Array(Int64),
-              description="device hashes of those payments (0 = no device)"),
+        Field(
+            name="recent_tx_epoch_seconds",
+            dtype=Array(Int64),
+            description="times of the customer's payments in the 30 days up to its last one",
+        ),
+        Field(name="recent_tx_amounts", dtype=Array(Float64), description="amounts of those payments"),
+        Field(
+            name="recent_tx_device_hashes",
+            dtype=Array(Int64),
+            description="device hashes of those payments (0 = no device)",
+        ),
     ],
     source=customer_state_push,
     online=True,
@@ -75,17 +100,23 @@ customer_state = FeatureView(
 terminal_labels = FeatureView(
     name="terminal_labels",
     entities=[terminal],
-    ttl=timedelta(days=30 + _settings.label_delay_days),
+    # A row whose newest label became known more than 30 days ago holds nothing any window sees.
+    ttl=timedelta(days=30),
     schema=[
-        Field(name="labelled_tx_epoch_seconds", dtype=Array(Int64),
-              description="times of the terminal's payments in the 30 days up to a labelled one"),
-        Field(name="labelled_tx_frauds", dtype=Array(Int64),
-              description="their labels (1 = fraud)"),
+        Field(
+            name="label_known_epoch_seconds",
+            dtype=Array(Int64),
+            description="when the labels of the terminal's payments in the 30 days up to a labelled one "
+            "became known (payment time + LABEL_DELAY)",
+        ),
+        Field(name="labelled_tx_frauds", dtype=Array(Int64), description="their labels (1 = fraud)"),
     ],
     source=terminal_labels_source,
     online=True,
-    tags={"freshness": "label feed (materialize-incremental)",
-          "as_of": "row stamped when its newest label becomes known (payment + LABEL_DELAY)"},
+    tags={
+        "freshness": "label feed (materialize-incremental)",
+        "as_of": "row stamped when its newest label becomes known (payment + LABEL_DELAY)",
+    },
 )
 
 device_profile = FeatureView(
@@ -130,8 +161,8 @@ payment_request = RequestSource(
         Field(name="customer_id_nb_tx_30day_window", dtype=Int64),
         Field(name="customer_id_avg_amount_30day_window", dtype=Float64),
         Field(name="amount", dtype=Float64),
-        Field(name="tx_during_weekend", dtype=Int64),   # weekday >= 5 (UTC)
-        Field(name="tx_during_night", dtype=Int64),     # hour <= 6 (UTC)
+        Field(name="tx_during_weekend", dtype=Int64),  # weekday >= 5 (UTC)
+        Field(name="tx_during_night", dtype=Int64),  # hour <= 6 (UTC)
         # Ours, over the customer's previous 30 days (current payment excluded).
         Field(name="amount_over_customer_avg_30day", dtype=Float64),
         Field(name="seconds_since_previous_tx", dtype=Float64),
@@ -167,7 +198,8 @@ def customer_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
 @on_demand_feature_view(
     sources=[payment_request, terminal_labels],
     schema=[
-        # Payments in (t - delay - w, t - delay] and their fraud share (0 when none).
+        # Payments in (t - delay - w, t - delay], i.e. labels known in (t - w, t], and their
+        # fraud share (0 when none).
         Field(name="terminal_id_nb_tx_1day_window", dtype=Int64),
         Field(name="terminal_id_risk_1day_window", dtype=Float64),
         Field(name="terminal_id_nb_tx_7day_window", dtype=Int64),
@@ -187,17 +219,16 @@ def customer_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
     },
 )
 def terminal_payment_features(inputs: pd.DataFrame) -> pd.DataFrame:
-    from feature_repo.transforms import configured_label_delay_days, terminal_request_features
+    from feature_repo.transforms import terminal_request_features
 
-    return pd.DataFrame(terminal_request_features(inputs, configured_label_delay_days()), index=inputs.index)
+    return pd.DataFrame(terminal_request_features(inputs), index=inputs.index)
 
 
 # --- Feature services ---------------------------------------------------------------
 
 fraud_detection_v1 = FeatureService(
     name="fraud_detection_v1",
-    features=[customer_state, terminal_labels, device_profile,
-              customer_payment_features, terminal_payment_features],
+    features=[customer_state, terminal_labels, device_profile, customer_payment_features, terminal_payment_features],
     description="Inputs of the payment fraud model (list-valued state is not a model input).",
     tags={"consumer": "fraud-scorer"},
 )
@@ -206,12 +237,17 @@ fraud_detection_v1 = FeatureService(
 customer_risk_profile_v1 = FeatureService(
     name="customer_risk_profile_v1",
     features=[
-        customer_payment_features[[
-            "customer_id_nb_tx_1day_window", "customer_id_avg_amount_1day_window",
-            "customer_id_nb_tx_7day_window", "customer_id_avg_amount_7day_window",
-            "customer_id_nb_tx_30day_window", "customer_id_avg_amount_30day_window",
-            "seconds_since_previous_tx",
-        ]],
+        customer_payment_features[
+            [
+                "customer_id_nb_tx_1day_window",
+                "customer_id_avg_amount_1day_window",
+                "customer_id_nb_tx_7day_window",
+                "customer_id_avg_amount_7day_window",
+                "customer_id_nb_tx_30day_window",
+                "customer_id_avg_amount_30day_window",
+                "seconds_since_previous_tx",
+            ]
+        ],
     ],
     description="Customer spending profile as of a time, for card-limit decisions.",
     tags={"consumer": "card-limits"},

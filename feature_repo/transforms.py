@@ -7,25 +7,28 @@ Stored state (offline tables, and the online store):
 - customer state: after each payment of a customer, its payments of the last 30 days
   (times, amounts, device hashes), stamped 1 microsecond after the payment, so the
   payment itself never sees the row it wrote, and the next payment does.
-- terminal labels: after each labelled payment on a terminal, the terminal's payments
-  of the 30 days up to it with their labels, stamped when that label becomes known
-  (payment time + label delay), so no label younger than the delay is ever visible.
+- terminal labels: after each labelled payment on a terminal, the terminal's labelled
+  payments of the 30 days up to it, each as the moment its label became known (payment
+  time + label delay) with the label, stamped when the newest of them became known, so
+  no label younger than the delay is ever visible. The delay is applied here, once, when
+  the state is built: what reads the state needs no setting to use it.
 - device profile: daily snapshot of customers seen on a device and its age.
 
 Request-time features (Feast on-demand views) turn that state plus the payment being
 scored into the Handbook's windows: for windows of 1, 7 and 30 days, the customer's
 payments in (t - w, t] with the current one included, and the terminal's payments in
-(t - delay - w, t - delay] with their fraud share.
+(t - delay - w, t - delay] with their fraud share, that is those whose label became
+known in (t - w, t].
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,6 +59,7 @@ def epoch_seconds(when: pd.Series) -> np.ndarray:
 
 # --- Stored state: offline tables ----------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Trailing:
     """For each row of a key-then-time sorted frame, the start of its trailing window."""
@@ -64,7 +68,7 @@ class _Trailing:
     start: np.ndarray  # per sorted row: first sorted position inside (t - window, t]
 
     @classmethod
-    def of(cls, keys: np.ndarray, seconds: np.ndarray, window_s: int) -> "_Trailing":
+    def of(cls, keys: np.ndarray, seconds: np.ndarray, window_s: int) -> _Trailing:
         order = np.lexsort((seconds, keys))
         k, s = keys[order], seconds[order]
         # One sortable number per row: key in the high bits, time in the low 34 bits.
@@ -72,8 +76,7 @@ class _Trailing:
         start = np.searchsorted(composite, composite - window_s, side="right")
         return cls(order=order, start=start)
 
-    def list_array(self, values: np.ndarray, pa_type: pa.DataType,
-                   rows: slice = slice(None)) -> pa.ListArray:
+    def list_array(self, values: np.ndarray, pa_type: pa.DataType, rows: slice = slice(None)) -> pa.ListArray:
         """Per row, the values of its window (itself included), as an Arrow list column."""
         start = self.start[rows]
         end = np.arange(len(self.start))[rows] + 1
@@ -89,60 +92,67 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(begin, min(begin + size, n))
 
 
-def _state_batches(key: str, keys: np.ndarray, seconds: np.ndarray, stamps: pd.Series,
-                   lists: dict[str, tuple[np.ndarray, pa.DataType]], batch_rows: int) -> Iterator[pa.RecordBatch]:
+def _state_batches(
+    key: str,
+    keys: np.ndarray,
+    seconds: np.ndarray,
+    stamps: pd.Series,
+    lists: dict[str, tuple[np.ndarray, pa.DataType]],
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
     """One row per payment: its key, its stamp, and per list column the values of the key's
     payments in the 30 days up to it (itself included), as Arrow batches."""
     trailing = _Trailing.of(keys, seconds, STATE_DAYS * DAY_S)
     sorted_keys, sorted_stamps = keys[trailing.order], stamps.to_numpy()[trailing.order]
     for rows in _batches(len(keys), batch_rows):
         yield pa.RecordBatch.from_arrays(
-            [pa.array(sorted_keys[rows]), pa.array(sorted_stamps[rows], type=pa.timestamp("us", tz="UTC")),
-             *(trailing.list_array(values, pa_type, rows) for values, pa_type in lists.values())],
-            names=[key, "event_timestamp", *lists])
+            [
+                pa.array(sorted_keys[rows]),
+                pa.array(sorted_stamps[rows], type=pa.timestamp("us", tz="UTC")),
+                *(trailing.list_array(values, pa_type, rows) for values, pa_type in lists.values()),
+            ],
+            names=[key, "event_timestamp", *lists],
+        )
 
 
 def customer_state_batches(transactions: pd.DataFrame, batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
     """Customer state rows, one per payment, stamped 1 us after it (bounded memory at any size)."""
     seconds = epoch_seconds(transactions["tx_datetime"])
     stamps = pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us") + STATE_STAMP_OFFSET
-    return _state_batches("customer_id", transactions["customer_id"].to_numpy(np.int64), seconds, stamps, {
-        "recent_tx_epoch_seconds": (seconds, pa.int64()),
-        "recent_tx_amounts": (transactions["tx_amount"].to_numpy(np.float64), pa.float64()),
-        "recent_tx_device_hashes": (device_hashes(transactions), pa.int64()),
-    }, batch_rows)
+    return _state_batches(
+        "customer_id",
+        transactions["customer_id"].to_numpy(np.int64),
+        seconds,
+        stamps,
+        {
+            "recent_tx_epoch_seconds": (seconds, pa.int64()),
+            "recent_tx_amounts": (transactions["tx_amount"].to_numpy(np.float64), pa.float64()),
+            "recent_tx_device_hashes": (device_hashes(transactions), pa.int64()),
+        },
+        batch_rows,
+    )
 
 
-def terminal_state_batches(transactions: pd.DataFrame, label_delay_days: int,
-                           batch_rows: int = 250_000) -> Iterator[pa.RecordBatch]:
+def terminal_state_batches(
+    transactions: pd.DataFrame, label_delay_days: int, batch_rows: int = 250_000
+) -> Iterator[pa.RecordBatch]:
     """Terminal label rows, one per labelled payment, stamped when its label becomes known."""
     if "is_fraud" not in transactions.columns:
         return iter(())
     labelled = transactions[transactions["is_fraud"].notna()]
-    seconds = epoch_seconds(labelled["tx_datetime"])
+    known = epoch_seconds(labelled["tx_datetime"]) + label_delay_days * DAY_S
     stamps = pd.to_datetime(labelled["tx_datetime"], utc=True).dt.floor("us") + pd.Timedelta(days=label_delay_days)
-    return _state_batches("terminal_id", labelled["terminal_id"].to_numpy(np.int64), seconds, stamps, {
-        "labelled_tx_epoch_seconds": (seconds, pa.int64()),
-        "labelled_tx_frauds": (labelled["is_fraud"].to_numpy(np.int64), pa.int64()),
-    }, batch_rows)
-
-
-def customer_state_schema() -> pa.Schema:
-    return pa.schema([("customer_id", pa.int64()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
-                      ("recent_tx_epoch_seconds", pa.list_(pa.int64())),
-                      ("recent_tx_amounts", pa.list_(pa.float64())),
-                      ("recent_tx_device_hashes", pa.list_(pa.int64()))])
-
-
-def terminal_state_schema() -> pa.Schema:
-    return pa.schema([("terminal_id", pa.int64()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
-                      ("labelled_tx_epoch_seconds", pa.list_(pa.int64())),
-                      ("labelled_tx_frauds", pa.list_(pa.int64()))])
-
-
-def device_profile_schema() -> pa.Schema:
-    return pa.schema([("device_id", pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
-                      ("device_nb_customers", pa.int64()), ("device_age_days", pa.int64())])
+    return _state_batches(
+        "terminal_id",
+        labelled["terminal_id"].to_numpy(np.int64),
+        known,
+        stamps,
+        {
+            "label_known_epoch_seconds": (known, pa.int64()),
+            "labelled_tx_frauds": (labelled["is_fraud"].to_numpy(np.int64), pa.int64()),
+        },
+        batch_rows,
+    )
 
 
 def device_hashes(transactions: pd.DataFrame) -> np.ndarray:
@@ -161,14 +171,20 @@ def device_profile_table(transactions: pd.DataFrame) -> pd.DataFrame:
     gets rows from the day after it was first seen through the day after the last
     payment. Data without device columns gives an empty table.
     """
-    empty = pd.DataFrame({"device_id": pd.Series(dtype=object),
-                          "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
-                          "device_nb_customers": pd.Series(dtype=np.int64),
-                          "device_age_days": pd.Series(dtype=np.int64)})
+    empty = pd.DataFrame(
+        {
+            "device_id": pd.Series(dtype=object),
+            "event_timestamp": pd.Series(dtype="datetime64[us, UTC]"),
+            "device_nb_customers": pd.Series(dtype=np.int64),
+            "device_age_days": pd.Series(dtype=np.int64),
+        }
+    )
     if "device_id" not in transactions.columns:
         return empty
-    seen = transactions.loc[transactions["device_id"].notna() & (transactions["device_id"] != MISSING_DEVICE),
-                            ["device_id", "customer_id", "tx_datetime"]]
+    seen = transactions.loc[
+        transactions["device_id"].notna() & (transactions["device_id"] != MISSING_DEVICE),
+        ["device_id", "customer_id", "tx_datetime"],
+    ]
     if seen.empty:
         return empty
     day0 = transactions["tx_datetime"].min().floor("D")
@@ -184,18 +200,22 @@ def device_profile_table(transactions: pd.DataFrame) -> pd.DataFrame:
     device_code = np.repeat(np.arange(len(devices)), lengths)
     offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     snapshot_day = first_day[device_code] + 1 + offsets
-    return pd.DataFrame({
-        "device_id": np.asarray(devices, dtype=object)[device_code],
-        "event_timestamp": pd.DatetimeIndex(day0 + pd.to_timedelta(snapshot_day, unit="D")).as_unit("us"),
-        "device_nb_customers": seen_before[device_code, snapshot_day],
-        "device_age_days": (snapshot_day - first_day[device_code]).astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "device_id": np.asarray(devices, dtype=object)[device_code],
+            "event_timestamp": pd.DatetimeIndex(day0 + pd.to_timedelta(snapshot_day, unit="D")).as_unit("us"),
+            "device_nb_customers": seen_before[device_code, snapshot_day],
+            "device_age_days": (snapshot_day - first_day[device_code]).astype(np.int64),
+        }
+    )
 
 
 # --- Stored state: online updates ----------------------------------------------------
 
-def next_customer_state(state: dict[str, list], tx_epoch_seconds: int, tx_amount: float,
-                        tx_device_hash: int) -> dict[str, list]:
+
+def next_customer_state(
+    state: dict[str, list], tx_epoch_seconds: int, tx_amount: float, tx_device_hash: int
+) -> dict[str, list]:
     """The customer state after one more payment: the online twin of `customer_state_batches`."""
     times = list(state.get("recent_tx_epoch_seconds") or [])
     amounts = list(state.get("recent_tx_amounts") or [])
@@ -209,6 +229,7 @@ def next_customer_state(state: dict[str, list], tx_epoch_seconds: int, tx_amount
 
 
 # --- Request-time features (on-demand views) -----------------------------------------
+
 
 @dataclass(frozen=True)
 class Ragged:
@@ -231,10 +252,10 @@ class Ragged:
     def of(cls, column: Sequence[object] | Ragged, dtype: type) -> Ragged:
         if isinstance(column, Ragged):
             return cls(values=column.values.astype(dtype, copy=False), row=column.row, lengths=column.lengths)
-        lists = [v if v is not None and not _is_nan(v) else () for v in column]
+        lists: list[Any] = [v if v is not None and not _is_nan(v) else () for v in column]
         lengths = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
         # One pass over every element: far cheaper than an array per row for short lists.
-        values = np.fromiter(itertools.chain.from_iterable(lists), dtype=dtype, count=int(lengths.sum()))
+        values: np.ndarray = np.fromiter(itertools.chain.from_iterable(lists), dtype=dtype, count=int(lengths.sum()))
         return cls.flat(values, lengths)
 
     def total(self, n: int, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -287,16 +308,19 @@ def customer_request_features(inputs: Columns) -> dict[str, np.ndarray]:
     weekday = (t // DAY_S + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
     request_hash = np.asarray(inputs["device_hash"], dtype=np.int64)
     same_device = in_30d & (hashes == request_hash[times.row])
-    out.update({
-        "amount": amount,
-        "tx_during_weekend": (weekday >= 5).astype(np.int64),
-        "tx_during_night": (hour <= 6).astype(np.int64),
-        "amount_over_customer_avg_30day": np.round(amount / np.where(avg_before > 0, avg_before, np.nan), 6),
-        "seconds_since_previous_tx": np.where(last >= 0, t - last, np.nan),
-        "hour_gap_from_customer_usual": _hour_gap(hour, times, in_30d, n),
-        "device_used_by_customer_30day": np.where(
-            request_hash == NO_DEVICE_HASH, np.nan, (times.total(n, same_device) > 0).astype(np.float64)),
-    })
+    out.update(
+        {
+            "amount": amount,
+            "tx_during_weekend": (weekday >= 5).astype(np.int64),
+            "tx_during_night": (hour <= 6).astype(np.int64),
+            "amount_over_customer_avg_30day": np.round(amount / np.where(avg_before > 0, avg_before, np.nan), 6),
+            "seconds_since_previous_tx": np.where(last >= 0, t - last, np.nan),
+            "hour_gap_from_customer_usual": _hour_gap(hour, times, in_30d, n),
+            "device_used_by_customer_30day": np.where(
+                request_hash == NO_DEVICE_HASH, np.nan, (times.total(n, same_device) > 0).astype(np.float64)
+            ),
+        }
+    )
     return out
 
 
@@ -310,48 +334,55 @@ def _hour_gap(hour: np.ndarray, times: Ragged, mask: np.ndarray, n: int) -> np.n
     return np.round(np.where(times.total(n, mask) > 0, gap, np.nan), 6)
 
 
-def terminal_request_features(inputs: Columns, label_delay_days: int) -> dict[str, np.ndarray]:
-    """Terminal windows behind the label delay: payments in (t - d - w, t - d] and their fraud share."""
-    known_until = np.asarray(inputs["tx_epoch_seconds"], dtype=np.int64) - label_delay_days * DAY_S
-    n = len(known_until)
-    times = Ragged.of(inputs["labelled_tx_epoch_seconds"], np.int64)
+def terminal_request_features(inputs: Columns) -> dict[str, np.ndarray]:
+    """Terminal windows behind the label delay: the payments whose label became known in (t - w, t]
+    (paid in (t - delay - w, t - delay]), and their fraud share (0 when there were none)."""
+    t = np.asarray(inputs["tx_epoch_seconds"], dtype=np.int64)
+    n = len(t)
+    known = Ragged.of(inputs["label_known_epoch_seconds"], np.int64)
     frauds = Ragged.of(inputs["labelled_tx_frauds"], np.int64).values.astype(np.float64)
-    edge = known_until[times.row]
+    t_row = t[known.row]
     out: dict[str, np.ndarray] = {}
     for w in WINDOWS_DAYS:
-        inside = (times.values <= edge) & (times.values > edge - w * DAY_S)
-        count = times.total(n, inside)
-        fraud = times.total(n, inside, frauds)
+        inside = (known.values <= t_row) & (known.values > t_row - w * DAY_S)
+        count = known.total(n, inside)
+        fraud = known.total(n, inside, frauds)
         out[f"terminal_id_nb_tx_{w}day_window"] = count.astype(np.int64)
-        out[f"terminal_id_risk_{w}day_window"] = np.round(
-            np.divide(fraud, count, out=np.zeros(n), where=count > 0), 6)
+        out[f"terminal_id_risk_{w}day_window"] = np.round(np.divide(fraud, count, out=np.zeros(n), where=count > 0), 6)
     return out
 
 
 # --- Entity rows: what both paths send to Feast ---------------------------------------
+
 
 def entity_frame(transactions: pd.DataFrame) -> pd.DataFrame:
     """Entity rows for `get_historical_features`: join keys, request fields, event time.
 
     `entity_row` builds the same row for one online request.
     """
-    device = (transactions["device_id"].fillna(MISSING_DEVICE).astype(str)
-              if "device_id" in transactions.columns else pd.Series(MISSING_DEVICE, index=transactions.index))
-    return pd.DataFrame({
-        "transaction_id": transactions["transaction_id"].to_numpy(),
-        # Feast's DuckDB store joins at microsecond precision; finer stamps fail its cast.
-        "event_timestamp": pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us").to_numpy(),
-        "customer_id": transactions["customer_id"].to_numpy(np.int64),
-        "terminal_id": transactions["terminal_id"].to_numpy(np.int64),
-        "device_id": device.to_numpy(),
-        "tx_amount": transactions["tx_amount"].to_numpy(np.float64),
-        "tx_epoch_seconds": epoch_seconds(transactions["tx_datetime"]),
-        "device_hash": device_hashes(transactions),
-    })
+    device = (
+        transactions["device_id"].fillna(MISSING_DEVICE).astype(str)
+        if "device_id" in transactions.columns
+        else pd.Series(MISSING_DEVICE, index=transactions.index)
+    )
+    return pd.DataFrame(
+        {
+            "transaction_id": transactions["transaction_id"].to_numpy(),
+            # Feast's DuckDB store joins at microsecond precision; finer stamps fail its cast.
+            "event_timestamp": pd.to_datetime(transactions["tx_datetime"], utc=True).dt.floor("us").to_numpy(),
+            "customer_id": transactions["customer_id"].to_numpy(np.int64),
+            "terminal_id": transactions["terminal_id"].to_numpy(np.int64),
+            "device_id": device.to_numpy(),
+            "tx_amount": transactions["tx_amount"].to_numpy(np.float64),
+            "tx_epoch_seconds": epoch_seconds(transactions["tx_datetime"]),
+            "device_hash": device_hashes(transactions),
+        }
+    )
 
 
-def entity_row(customer_id: int, terminal_id: int, device_id: str | None,
-               tx_datetime: datetime, tx_amount: float) -> dict[str, object]:
+def entity_row(
+    customer_id: int, terminal_id: int, device_id: str | None, tx_datetime: datetime, tx_amount: float
+) -> dict[str, object]:
     """One online entity row, the single-payment twin of `entity_frame`."""
     return {
         "customer_id": int(customer_id),
@@ -359,19 +390,8 @@ def entity_row(customer_id: int, terminal_id: int, device_id: str | None,
         "device_id": device_id or MISSING_DEVICE,
         "tx_amount": float(tx_amount),
         # A zone-aware datetime (every request's) gives its own seconds; pd.Timestamp costs ~10 us.
-        "tx_epoch_seconds": int(tx_datetime.timestamp() if tx_datetime.tzinfo is not None
-                                else pd.Timestamp(tx_datetime).timestamp()),
+        "tx_epoch_seconds": int(
+            tx_datetime.timestamp() if tx_datetime.tzinfo is not None else pd.Timestamp(tx_datetime).timestamp()
+        ),
         "device_hash": device_hash(device_id),
     }
-
-
-def configured_label_delay_days() -> int:
-    """LABEL_DELAY from the settings, read once per process (the on-demand view runs per request)."""
-    return _label_delay_days()
-
-
-@functools.cache
-def _label_delay_days() -> int:
-    from data.settings import Settings
-
-    return Settings().label_delay_days

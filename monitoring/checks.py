@@ -1,15 +1,17 @@
 """What a drift run found: its window, each check against its threshold, the alerts.
 
-Plain data, cheap to import: the scorer reads the latest run's summary for /metrics
-without loading the drift job (Evidently) itself.
+Plain data; `DriftRun.summary()` is what contracts/drift_results.py stores for the
+scorer's /metrics.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from contracts.drift_results import DriftCheckResult, DriftSummary
 
 FEATURE_DRIFT = "feature_drift"
 PREDICTION_DRIFT = "prediction_drift"
@@ -25,7 +27,7 @@ class Window:
     end: datetime
 
     @classmethod
-    def ending(cls, end: datetime, length: timedelta) -> "Window":
+    def ending(cls, end: datetime, length: timedelta) -> Window:
         return cls(start=end - length, end=end)
 
 
@@ -42,7 +44,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 @dataclass(frozen=True)
-class Check:
+class DriftCheck:
     """One statistic of the window against the reference, and whether it raises an alert."""
 
     kind: str
@@ -58,12 +60,27 @@ class Check:
     def fired(self) -> bool:
         return self.alerting and self.value > self.threshold
 
+    def result(self) -> DriftCheckResult:
+        """The check as the latest-results contract stores it."""
+        return DriftCheckResult(
+            kind=self.kind,
+            feature=self.feature,
+            statistic=self.statistic,
+            value=self.value,
+            threshold=self.threshold,
+            reference_value=self.reference_value,
+            current_value=self.current_value,
+            alerting=self.alerting,
+            fired=self.fired,
+        )
+
     def message(self) -> str:
         shares = ""
         if self.reference_value is not None and self.current_value is not None:
             shares = f" (reference {self.reference_value:.4f}, window {self.current_value:.4f})"
-        return (f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} "
-                f"> threshold {self.threshold:.4f}{shares}")
+        return (
+            f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} > threshold {self.threshold:.4f}{shares}"
+        )
 
 
 @dataclass
@@ -75,23 +92,28 @@ class DriftRun:
     rows: int
     reference_rows: int
     other_version_rows: int
-    checks: list[Check]
+    checks: list[DriftCheck]
     html_path: Path | None = None
     summary_path: Path | None = None
     seconds: float = 0.0
     mlflow_run_id: str | None = None
-    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
-    def alerts(self) -> list[Check]:
+    def alerts(self) -> list[DriftCheck]:
         return [check for check in self.checks if check.fired]
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> DriftSummary:
         return {
-            "window_start": self.window.start.isoformat(), "window_end": self.window.end.isoformat(),
-            "model_version": self.model_version, "rows": self.rows, "reference_rows": self.reference_rows,
-            "other_version_rows": self.other_version_rows, "finished_at": self.finished_at.isoformat(),
-            "seconds": round(self.seconds, 3), "html_report": str(self.html_path) if self.html_path else None,
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat(),
+            "model_version": self.model_version,
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "other_version_rows": self.other_version_rows,
+            "finished_at": self.finished_at.isoformat(),
+            "seconds": round(self.seconds, 3),
+            "html_report": str(self.html_path) if self.html_path else None,
             "alerts": [{**asdict(check), "message": check.message()} for check in self.alerts],
-            "checks": [{**asdict(check), "fired": check.fired} for check in self.checks],
+            "checks": [check.result() for check in self.checks],
         }

@@ -23,9 +23,9 @@ import re
 import time
 import warnings
 
-import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric, RunStatus
 
 with warnings.catch_warnings():
     # Evidently's import-time deprecation notices (numpy.core, litestar) are not the user's to fix.
@@ -34,25 +34,26 @@ with warnings.catch_warnings():
     from evidently.core.report import Snapshot
     from evidently.metrics import MissingValueCount, ValueDrift
 
-from data.settings import Settings
-from monitoring.alerts import publish
+from contracts.decision import DECISIONS, decide
+from contracts.prediction_log import feature_column
+from contracts.registry import MONITORING_EXPERIMENT, experiment_id, registry_client
+from contracts.settings import Settings
+from monitoring.alerts import publish_drift_run
 from monitoring.checks import (
     DECISION_RATE,
     FEATURE_DRIFT,
     MISSING_VALUES,
     PREDICTION_DRIFT,
-    Check,
+    DriftCheck,
     DriftRun,
     Window,
 )
-from monitoring.prediction_log import feature_column, read_prediction_log
+from monitoring.prediction_log import read_prediction_log
 from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
 
 log = logging.getLogger(__name__)
 
-DECISIONS = ("approve", "review", "block")
 DECISION_COLUMN = "decision"
-EXPERIMENT = "fraud-monitoring"
 WINDOW_COLUMNS = ("tx_datetime", "model_version", "risk_score", DECISION_COLUMN)
 # (Evidently's method name, the statistic as alerts name it)
 NUMERIC_TEST = ("wasserstein", "wasserstein_distance_norm")
@@ -64,6 +65,7 @@ class DriftJobError(ValueError):
 
 
 # --- The window ----------------------------------------------------------------------
+
 
 def served_window(settings: Settings, window: Window, features: list[str] | None = None) -> pd.DataFrame:
     """Logged predictions of payments inside the window (with these feature columns; None: all)."""
@@ -80,8 +82,14 @@ def serving_version(served: pd.DataFrame) -> str:
 
 def current_frame(served: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """The window's model inputs (NaN when missing, or not logged at all), score and decision."""
-    columns = {name: (served[feature_column(name)].to_numpy(np.float64) if feature_column(name) in served
-                      else np.full(len(served), np.nan)) for name in features}
+    columns = {
+        name: (
+            served[feature_column(name)].to_numpy(np.float64)
+            if feature_column(name) in served
+            else np.full(len(served), np.nan)
+        )
+        for name in features
+    }
     frame = pd.DataFrame(columns)
     frame[SCORE_COLUMN] = served["risk_score"].to_numpy(np.float64)
     frame[DECISION_COLUMN] = served[DECISION_COLUMN].to_numpy()
@@ -90,8 +98,6 @@ def current_frame(served: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """The reference with the decision today's thresholds give each of its scores."""
-    from serving.decision import decide
-
     frame = reference.copy()
     frame[DECISION_COLUMN] = [decide(score, settings) for score in frame[SCORE_COLUMN].tolist()]
     return frame
@@ -99,43 +105,73 @@ def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame
 
 # --- The comparison ------------------------------------------------------------------
 
+
 def drift_test(reference: pd.Series) -> tuple[str, str]:
     """(Evidently method, statistic name) for a feature, from its reference values."""
     return CATEGORICAL_TEST if reference.dropna().nunique() <= 2 else NUMERIC_TEST
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> tuple[list[Check], Snapshot]:
+def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> tuple[list[DriftCheck], Snapshot]:
     """Every check of the window against the reference, and the Evidently report behind them."""
     features = feature_columns(reference.drop(columns=DECISION_COLUMN))
     # A feature with no value on one side has no distribution to compare: its missing-value
     # check is what speaks for it (a field gone missing in every payment).
     compared = [name for name in features if current[name].notna().any() and reference[name].notna().any()]
     tests = {name: drift_test(reference[name]) for name in compared}
-    thresholds = {name: settings.drift_categorical_threshold if tests[name] == CATEGORICAL_TEST
-                  else settings.drift_numeric_threshold for name in compared}
+    thresholds = {
+        name: settings.drift_categorical_threshold
+        if tests[name] == CATEGORICAL_TEST
+        else settings.drift_numeric_threshold
+        for name in compared
+    }
     categorical = [name for name in compared if tests[name] == CATEGORICAL_TEST]
     definition = DataDefinition(
         numerical_columns=[name for name in features if name not in categorical] + [SCORE_COLUMN],
-        categorical_columns=categorical + [DECISION_COLUMN])
+        categorical_columns=[*categorical, DECISION_COLUMN],
+    )
     metrics = [ValueDrift(column=name, method=tests[name][0], threshold=thresholds[name]) for name in compared]
-    metrics.append(ValueDrift(column=SCORE_COLUMN, method=NUMERIC_TEST[0],
-                              threshold=settings.prediction_drift_threshold))
-    metrics.append(ValueDrift(column=DECISION_COLUMN, method=CATEGORICAL_TEST[0],
-                              threshold=settings.decision_rate_max_change))
+    metrics.append(
+        ValueDrift(column=SCORE_COLUMN, method=NUMERIC_TEST[0], threshold=settings.prediction_drift_threshold)
+    )
+    metrics.append(
+        ValueDrift(column=DECISION_COLUMN, method=CATEGORICAL_TEST[0], threshold=settings.decision_rate_max_change)
+    )
     metrics += [MissingValueCount(column=name) for name in features]
-    snapshot = Report(metrics).run(Dataset.from_pandas(current, data_definition=definition),
-                                   Dataset.from_pandas(reference, data_definition=definition))
+    snapshot = Report(metrics).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
     drift, missing = _results(snapshot)
-    checks = [Check(FEATURE_DRIFT, name, tests[name][1], drift[name], thresholds[name],
-                    alerting=name not in settings.drift_report_only) for name in compared]
-    checks.append(Check(PREDICTION_DRIFT, SCORE_COLUMN, NUMERIC_TEST[1], drift[SCORE_COLUMN],
-                        settings.prediction_drift_threshold))
+    checks = [
+        DriftCheck(
+            FEATURE_DRIFT,
+            name,
+            tests[name][1],
+            drift[name],
+            thresholds[name],
+            alerting=name not in settings.drift_report_only,
+        )
+        for name in compared
+    ]
+    checks.append(
+        DriftCheck(
+            PREDICTION_DRIFT, SCORE_COLUMN, NUMERIC_TEST[1], drift[SCORE_COLUMN], settings.prediction_drift_threshold
+        )
+    )
     checks += _decision_checks(reference[DECISION_COLUMN], current[DECISION_COLUMN], settings)
     for name in features:
         before = float(reference[name].isna().mean())
-        checks.append(Check(MISSING_VALUES, name, "missing_share_increase", missing[name] - before,
-                            settings.missing_rate_max_increase, reference_value=before,
-                            current_value=missing[name]))
+        checks.append(
+            DriftCheck(
+                MISSING_VALUES,
+                name,
+                "missing_share_increase",
+                missing[name] - before,
+                settings.missing_rate_max_increase,
+                reference_value=before,
+                current_value=missing[name],
+            )
+        )
     return checks, snapshot
 
 
@@ -152,21 +188,36 @@ def _results(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
     return drift, missing
 
 
-def _decision_checks(reference: pd.Series, current: pd.Series, settings: Settings) -> list[Check]:
+def _decision_checks(reference: pd.Series, current: pd.Series, settings: Settings) -> list[DriftCheck]:
     before = reference.value_counts(normalize=True)
     after = current.value_counts(normalize=True)
     checks = []
     for decision in DECISIONS:
         was, now = float(before.get(decision, 0.0)), float(after.get(decision, 0.0))
-        checks.append(Check(DECISION_RATE, f"decision={decision}", "share_change", abs(now - was),
-                            settings.decision_rate_max_change, reference_value=was, current_value=now))
+        checks.append(
+            DriftCheck(
+                DECISION_RATE,
+                f"decision={decision}",
+                "share_change",
+                abs(now - was),
+                settings.decision_rate_max_change,
+                reference_value=was,
+                current_value=now,
+            )
+        )
     return checks
 
 
 # --- The run -------------------------------------------------------------------------
 
-def run_drift(settings: Settings, window: Window, model_version: str | None = None,
-              reference: pd.DataFrame | None = None, record: bool = True) -> DriftRun:
+
+def run_drift(
+    settings: Settings,
+    window: Window,
+    model_version: str | None = None,
+    reference: pd.DataFrame | None = None,
+    record: bool = True,
+) -> DriftRun:
     """Compare the window's served payments with the reference of the model that served them.
 
     model_version: default, the version that scored most of the window (rows of other
@@ -183,28 +234,39 @@ def run_drift(settings: Settings, window: Window, model_version: str | None = No
     served = _enough_rows(served_window(settings, window, features), window, settings)
     mine = served[served["model_version"].astype(str) == model_version]
     if len(mine) < settings.drift_min_rows:
-        raise DriftJobError(f"model v{model_version} scored {len(mine)} payments in the window "
-                            f"(at least {settings.drift_min_rows} needed); choose another version or window")
+        raise DriftJobError(
+            f"model v{model_version} scored {len(mine)} payments in the window "
+            f"(at least {settings.drift_min_rows} needed); choose another version or window"
+        )
     checks, snapshot = compare(reference_frame(reference, settings), current_frame(mine, features), settings)
-    run = DriftRun(window=window, model_version=model_version, rows=len(mine), reference_rows=len(reference),
-                   other_version_rows=len(served) - len(mine), checks=checks,
-                   seconds=time.perf_counter() - started)
+    run = DriftRun(
+        window=window,
+        model_version=model_version,
+        rows=len(mine),
+        reference_rows=len(reference),
+        other_version_rows=len(served) - len(mine),
+        checks=checks,
+        seconds=time.perf_counter() - started,
+    )
     if record:
         write_outputs(settings, run, snapshot)
         run.mlflow_run_id = log_to_mlflow(settings, run)
-        publish(settings, run)
+        publish_drift_run(settings, run)
     for check in run.alerts:
         log.warning("drift alert: %s", check.message())
-    log.info("drift run over %s rows of v%s: %d alerts, report %s", run.rows, model_version, len(run.alerts),
-             run.html_path)
+    log.info(
+        "drift run over %s rows of v%s: %d alerts, report %s", run.rows, model_version, len(run.alerts), run.html_path
+    )
     return run
 
 
 def _enough_rows(served: pd.DataFrame, window: Window, settings: Settings) -> pd.DataFrame:
     if len(served) < settings.drift_min_rows:
-        raise DriftJobError(f"only {len(served)} payments were scored between {window.start:%Y-%m-%d %H:%M} and "
-                            f"{window.end:%Y-%m-%d %H:%M} UTC (at least {settings.drift_min_rows} needed, "
-                            "FRAUD_DRIFT_MIN_ROWS); widen the window or check that `fraud worker` runs")
+        raise DriftJobError(
+            f"only {len(served)} payments were scored between {window.start:%Y-%m-%d %H:%M} and "
+            f"{window.end:%Y-%m-%d %H:%M} UTC (at least {settings.drift_min_rows} needed, "
+            "FRAUD_DRIFT_MIN_ROWS); widen the window or check that `fraud worker` runs"
+        )
     return served
 
 
@@ -219,19 +281,28 @@ def write_outputs(settings: Settings, run: DriftRun, snapshot: Snapshot) -> None
 
 def log_to_mlflow(settings: Settings, run: DriftRun) -> str:
     """The run in MLflow: its window and version as tags, each statistic as a metric, the files."""
-    from training.register import configure_mlflow
-
-    configure_mlflow(settings, experiment=EXPERIMENT)
-    tags = {"model_name": settings.model_name, "model_version": run.model_version,
-            "window_start": run.window.start.isoformat(), "window_end": run.window.end.isoformat(),
-            "alerts": str(len(run.alerts))}
-    with mlflow.start_run(tags=tags) as mlflow_run:
-        mlflow.log_metrics({_metric_key(check): check.value for check in run.checks} | {"rows": run.rows})
+    client = registry_client(settings)
+    tags = {
+        "model_name": settings.model_name,
+        "model_version": run.model_version,
+        "window_start": run.window.start.isoformat(),
+        "window_end": run.window.end.isoformat(),
+        "alerts": str(len(run.alerts)),
+    }
+    run_id = client.create_run(experiment_id(client, settings, MONITORING_EXPERIMENT), tags=tags).info.run_id
+    status = RunStatus.to_string(RunStatus.FAILED)
+    try:
+        at = int(run.finished_at.timestamp() * 1000)
+        values = {_metric_key(check): check.value for check in run.checks} | {"rows": float(run.rows)}
+        client.log_batch(run_id, metrics=[Metric(key, value, at, 0) for key, value in values.items()])
         for path in (run.html_path, run.summary_path):
             if path is not None:
-                mlflow.log_artifact(str(path))
-    return mlflow_run.info.run_id
+                client.log_artifact(run_id, str(path))
+        status = RunStatus.to_string(RunStatus.FINISHED)
+    finally:
+        client.set_terminated(run_id, status)
+    return run_id
 
 
-def _metric_key(check: Check) -> str:
+def _metric_key(check: DriftCheck) -> str:
     return re.sub(r"[^0-9A-Za-z_./ -]", "_", f"{check.kind}/{check.feature}")

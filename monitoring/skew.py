@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
-from serving.events import ScoringEvent
+from contracts.events import ScoringEvent
 from training.dataset import build_training_set
 
 TOLERANCE = 1e-6
@@ -20,8 +20,9 @@ def events_to_transactions(events: list[ScoringEvent]) -> pd.DataFrame:
     return frame
 
 
-def skew_report(store: FeatureStore, service: FeatureService, events: list[ScoringEvent],
-                tolerance: float = TOLERANCE) -> pd.DataFrame:
+def skew_report(
+    store: FeatureStore, service: FeatureService, events: list[ScoringEvent], tolerance: float = TOLERANCE
+) -> pd.DataFrame:
     """Per feature: how many logged values differ from the offline value for the same payment.
 
     Both missing counts as equal; one missing and the other not is a mismatch.
@@ -38,7 +39,13 @@ def skew_report(store: FeatureStore, service: FeatureService, events: list[Scori
         both_missing = np.isnan(online_values) & np.isnan(offline_values)
         diff = np.abs(online_values - offline_values)
         mismatch = ~both_missing & ~(diff <= tolerance)
-        rows.append({"feature": feature, "compared": len(online_values), "mismatches": int(mismatch.sum()),
-                     "mismatch_share": float(mismatch.mean()),
-                     "max_abs_diff": float(np.nanmax(diff)) if (~np.isnan(diff)).any() else 0.0})
+        rows.append(
+            {
+                "feature": feature,
+                "compared": len(online_values),
+                "mismatches": int(mismatch.sum()),
+                "mismatch_share": float(mismatch.mean()),
+                "max_abs_diff": float(np.nanmax(diff)) if (~np.isnan(diff)).any() else 0.0,
+            }
+        )
     return pd.DataFrame(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,10 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from data.settings import Settings
+from contracts.settings import Settings
 from feature_repo.store import feature_store
-from serving.model import load_model
 from serving.metrics import RequestMetricsMiddleware, ScorerMetrics
+from serving.model import load_model
 from serving.routers import health, metrics, model, score
 from serving.scoring import Scorer
 
@@ -25,6 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scorer = Scorer(settings, feature_store(settings), load_model(settings))
         app.state.scorer = scorer
+        # What is loaded by now (Feast, MLflow, the model: most of the process's objects) stays
+        # for the process's life. Frozen, the collector stops scanning it again: each full
+        # collection had cost ~250 ms, hit every few batches of 1,000 and in single-request p99.
+        gc.collect()  # garbage frozen now would be kept for good
+        gc.freeze()
         scorer.models.start()  # follow the champion alias without restarting
         yield
         scorer.models.stop()
@@ -38,11 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming each offending field and the problem, in one flat list."""
+    if not isinstance(exc, RequestValidationError):  # registered for that class alone
+        raise exc
     errors = [
-        {"field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
-         "problem": error["msg"], "type": error["type"]}
+        {
+            "field": ".".join(str(p) for p in error["loc"] if p != "body") or "body",
+            "problem": error["msg"],
+            "type": error["type"],
+        }
         for error in exc.errors()
     ]
     return JSONResponse(status_code=422, content={"detail": errors})

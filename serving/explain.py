@@ -56,8 +56,9 @@ class Contributions:
             x = values[slot]
             go_left = np.where(np.isnan(x), forest.default_left[node], x < forest.threshold[node])
             child = np.where(go_left, forest.left[node], forest.right[node])
-            totals += np.bincount(slot.ravel(), weights=(forest.mean[child] - forest.mean[node]).ravel(),
-                                  minlength=len(totals))
+            totals += np.bincount(
+                slot.ravel(), weights=(forest.mean[child] - forest.mean[node]).ravel(), minlength=len(totals)
+            )
             node = child
         return totals.reshape(rows, self.n_features)
 
@@ -77,17 +78,29 @@ def _pack(trees: list[dict]) -> _Forest:
         feature.append(np.where(is_leaf, 0, np.asarray(tree["split_indices"], dtype=np.int64)))
         threshold.append(np.asarray(tree["split_conditions"], dtype=np.float32))
         default_left.append(np.asarray(tree["default_left"], dtype=bool))
-        tree_mean, tree_depth = _node_means(tree_left, tree_right, np.asarray(tree["split_conditions"]),
-                                            np.asarray(tree["sum_hessian"], dtype=np.float64))
+        tree_mean, tree_depth = _node_means(
+            tree_left,
+            tree_right,
+            np.asarray(tree["split_conditions"]),
+            np.asarray(tree["sum_hessian"], dtype=np.float64),
+        )
         mean.append(tree_mean)
         depth = max(depth, tree_depth)
-    return _Forest(roots=roots, left=np.concatenate(left), right=np.concatenate(right),
-                   feature=np.concatenate(feature), threshold=np.concatenate(threshold),
-                   default_left=np.concatenate(default_left), mean=np.concatenate(mean), depth=depth)
+    return _Forest(
+        roots=roots,
+        left=np.concatenate(left),
+        right=np.concatenate(right),
+        feature=np.concatenate(feature),
+        threshold=np.concatenate(threshold),
+        default_left=np.concatenate(default_left),
+        mean=np.concatenate(mean),
+        depth=depth,
+    )
 
 
-def _node_means(left: np.ndarray, right: np.ndarray, leaf_values: np.ndarray,
-                cover: np.ndarray) -> tuple[np.ndarray, int]:
+def _node_means(
+    left: np.ndarray, right: np.ndarray, leaf_values: np.ndarray, cover: np.ndarray
+) -> tuple[np.ndarray, int]:
     """XGBoost's FillNodeMeanValues: a leaf's value; a split's children averaged by cover."""
     mean = np.zeros(len(left))
 

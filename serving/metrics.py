@@ -26,8 +26,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from data.settings import Settings
-from monitoring.alerts import latest_results
+from contracts import drift_results
+from contracts.settings import Settings
 from serving.schemas import ScoreResponse
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,24 @@ class ScorerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_seconds = Histogram(
-            "fraud_http_request_duration_seconds", "Request latency by route template, method and status.",
-            ["route", "method", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.decisions = Counter("fraud_decisions", "Scored payments by decision.", ["decision"],
-                                 registry=self.registry)
-        self.risk_score = Histogram("fraud_risk_score", "Risk scores given.", buckets=SCORE_BUCKETS,
-                                    registry=self.registry)
-        self.missing = Counter("fraud_missing_features", "Payments scored without a stored feature, by feature.",
-                               ["feature"], registry=self.registry)
+            "fraud_http_request_duration_seconds",
+            "Request latency by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.decisions = Counter(
+            "fraud_decisions", "Scored payments by decision.", ["decision"], registry=self.registry
+        )
+        self.risk_score = Histogram(
+            "fraud_risk_score", "Risk scores given.", buckets=SCORE_BUCKETS, registry=self.registry
+        )
+        self.missing = Counter(
+            "fraud_missing_features",
+            "Payments scored without a stored feature, by feature.",
+            ["feature"],
+            registry=self.registry,
+        )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.request_seconds.labels(route, method, str(status)).observe(seconds)
@@ -116,7 +126,7 @@ class DriftCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         try:
-            results = latest_results(self._client, self._settings)
+            results = drift_results.latest(self._client, self._settings)
         except (redis.RedisError, json.JSONDecodeError) as error:
             log.warning("latest drift results unreadable: %s", error)
             return
@@ -124,22 +134,27 @@ class DriftCollector(Collector):
             return
         labels = ["kind", "feature", "statistic"]
         value = GaugeMetricFamily("fraud_drift_statistic", "Latest drift run: each check's statistic.", labels=labels)
-        threshold = GaugeMetricFamily("fraud_drift_threshold", "Latest drift run: each check's threshold.",
-                                      labels=labels)
-        alert = GaugeMetricFamily("fraud_drift_alert", "Latest drift run: 1 when the check raised an alert.",
-                                  labels=labels)
+        threshold = GaugeMetricFamily(
+            "fraud_drift_threshold", "Latest drift run: each check's threshold.", labels=labels
+        )
+        alert = GaugeMetricFamily(
+            "fraud_drift_alert", "Latest drift run: 1 when the check raised an alert.", labels=labels
+        )
         for check in results["checks"]:
             key = [check["kind"], check["feature"], check["statistic"]]
             value.add_metric(key, check["value"])
             threshold.add_metric(key, check["threshold"])
             alert.add_metric(key, 1.0 if check["fired"] else 0.0)
         yield from (value, threshold, alert)
-        yield GaugeMetricFamily("fraud_drift_alerts", "Alerts raised by the latest drift run.",
-                                value=len(results["alerts"]))
-        yield GaugeMetricFamily("fraud_drift_rows", "Served payments the latest drift run compared.",
-                                value=results["rows"])
-        finished = GaugeMetricFamily("fraud_drift_last_run_timestamp_seconds", "When the latest drift run finished.",
-                                     labels=["model_version"])
+        yield GaugeMetricFamily(
+            "fraud_drift_alerts", "Alerts raised by the latest drift run.", value=len(results["alerts"])
+        )
+        yield GaugeMetricFamily(
+            "fraud_drift_rows", "Served payments the latest drift run compared.", value=results["rows"]
+        )
+        finished = GaugeMetricFamily(
+            "fraud_drift_last_run_timestamp_seconds", "When the latest drift run finished.", labels=["model_version"]
+        )
         finished.add_metric([results["model_version"]], _epoch_seconds(results["finished_at"]))
         yield finished
 
@@ -172,5 +187,6 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            self.metrics.observe_request(getattr(route, "path", UNMATCHED_ROUTE), scope["method"], status,
-                                         time.perf_counter() - started)
+            self.metrics.observe_request(
+                getattr(route, "path", UNMATCHED_ROUTE), scope["method"], status, time.perf_counter() - started
+            )

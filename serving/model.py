@@ -6,23 +6,19 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import mlflow.xgboost
 import numpy as np
 import xgboost as xgb
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from sqlalchemy.exc import SQLAlchemyError
 
-from data.settings import Settings
+from contracts.registry import CHAMPION, REGISTRY_ERRORS, load_booster, registry_client
+from contracts.settings import Settings
 from serving.explain import Contributions
-from training.register import CHAMPION, configure_mlflow
 
 log = logging.getLogger(__name__)
 
-# What a registry that is down or unreachable raises (HTTP server, SQL store, file store).
-REGISTRY_ERRORS = (MlflowException, SQLAlchemyError, OSError)
+# A new champion that cannot be read or served is not swapped in (ValueError: not servable).
+SWAP_ERRORS: tuple[type[Exception], ...] = (ValueError, *REGISTRY_ERRORS)
 
 
 @dataclass
@@ -37,22 +33,28 @@ class LoadedModel:
     feature_names: list[str]
     tags: dict[str, str]
     contributions: Contributions
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
     """Load the version `alias` points at; the booster runs on one thread, warmed up."""
-    client = configure_mlflow(settings)
-    version = client.get_model_version_by_alias(settings.model_name, alias)
-    booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{version.version}")
+    version = registry_client(settings).get_model_version_by_alias(settings.model_name, alias)
+    booster = load_booster(settings, str(version.version))
     booster.set_param({"nthread": 1})
     names = list(booster.feature_names or [])
     if not names:
         raise ValueError(f"model {settings.model_name} v{version.version} carries no feature names; retrain it")
     booster.inplace_predict(np.zeros((1, len(names))))  # first call allocates; keep it off the request path
-    return LoadedModel(name=settings.model_name, version=str(version.version), alias=alias,
-                       run_id=version.run_id, booster=booster, feature_names=names, tags=dict(version.tags),
-                       contributions=Contributions(booster))
+    return LoadedModel(
+        name=settings.model_name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id,
+        booster=booster,
+        feature_names=names,
+        tags=dict(version.tags),
+        contributions=Contributions(booster),
+    )
 
 
 @dataclass
@@ -69,25 +71,27 @@ class ModelHolder:
     features against the feature service); a model that fails it is not served.
     """
 
-    def __init__(self, settings: Settings, model: LoadedModel,
-                 validate: Callable[[LoadedModel], None] = lambda model: None) -> None:
+    def __init__(
+        self, settings: Settings, model: LoadedModel, validate: Callable[[LoadedModel], None] = lambda model: None
+    ) -> None:
         self.settings = settings
         self.current = model
         self.validate = validate
-        self.status = RegistryStatus(checked_at=datetime.now(timezone.utc))
+        self.status = RegistryStatus(checked_at=datetime.now(UTC))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
         """Swap in the version `champion` now points at, if it moved; True when it swapped."""
         try:
-            client = MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
+            client = registry_client(self.settings)
             target = str(client.get_model_version_by_alias(self.settings.model_name, self.current.alias).version)
-            self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc))
+            self.status = RegistryStatus(reachable=True, checked_at=datetime.now(UTC))
         except REGISTRY_ERRORS as error:
             # Keep serving what we have; /health reports the registry as unreachable.
-            self.status = RegistryStatus(reachable=False, checked_at=datetime.now(timezone.utc),
-                                         error=str(error).splitlines()[0][:300])
+            self.status = RegistryStatus(
+                reachable=False, checked_at=datetime.now(UTC), error=str(error).splitlines()[0][:300]
+            )
             log.warning("model registry unreachable, still serving v%s: %s", self.current.version, error)
             return False
         if target == self.current.version:
@@ -112,8 +116,11 @@ class ModelHolder:
         while not self._stop.wait(self.settings.model_poll_seconds):
             try:
                 self.refresh()
-            except (ValueError, *REGISTRY_ERRORS) as error:
+            except SWAP_ERRORS as error:
                 # A version that cannot be loaded or served is not swapped in; say so and go on.
-                self.status = RegistryStatus(reachable=True, checked_at=datetime.now(timezone.utc),
-                                             error=f"could not serve the new champion: {error}"[:300])
+                self.status = RegistryStatus(
+                    reachable=True,
+                    checked_at=datetime.now(UTC),
+                    error=f"could not serve the new champion: {error}"[:300],
+                )
                 log.error("keeping v%s: %s", self.current.version, error)

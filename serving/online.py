@@ -9,8 +9,9 @@ parity tests compare what this returns with `get_historical_features`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -21,7 +22,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
 
-from data.settings import Settings
+from contracts.settings import Settings
 from feature_repo.transforms import Ragged
 
 # HMGET of every key with the fields of its view, in one command: redis-py's cost per
@@ -78,9 +79,16 @@ class OnlineFeatureReader:
             view = views[projection.name]
             entity = entities[view.entities[0]]
             names = [feature.name for feature in projection.features]
-            self.views.append(StoredView(name=view.name, join_key=entity.join_key, value_type=entity.value_type,
-                                         features=names, fields=[_mmh3(f"{view.name}:{n}") for n in names],
-                                         kinds=[feature.dtype.to_value_type() for feature in projection.features]))
+            self.views.append(
+                StoredView(
+                    name=view.name,
+                    join_key=entity.join_key,
+                    value_type=entity.value_type,
+                    features=names,
+                    fields=[_mmh3(f"{view.name}:{n}") for n in names],
+                    kinds=[feature.dtype.to_value_type() for feature in projection.features],
+                )
+            )
         self.redis = aioredis.Redis.from_url(settings.redis_url)
         self._hmget_by_view = self.redis.register_script(_HMGET_BY_VIEW)
 
@@ -88,22 +96,23 @@ class OnlineFeatureReader:
     def feature_names(self) -> list[str]:
         return [name for view in self.views for name in view.features]
 
-    def redis_key(self, view: StoredView, entity_value: object) -> bytes:
-        return _redis_key(view.join_key, view.value_type == ValueType.INT64, entity_value,
-                          self._key_version, self._suffix)
+    def redis_key(self, view: StoredView, entity_value: int | str) -> bytes:
+        return _redis_key(
+            view.join_key, view.value_type == ValueType.INT64, entity_value, self._key_version, self._suffix
+        )
 
-    async def read(self, entities: Sequence[dict[str, object]]) -> StoredFeatures:
+    async def read(self, entities: Sequence[Mapping[str, Any]]) -> StoredFeatures:
         """Per stored feature, its values for the entity rows: list-valued features flattened
         (`Ragged`), others one Python value per row (None when the store has none)."""
         row_keys = [[self.redis_key(view, row[view.join_key]) for row in entities] for view in self.views]
         # Each entity once: payments of a batch share terminals, devices and customers.
         unique = [list(dict.fromkeys(keys)) for keys in row_keys]
-        args: list[object] = [len(self.views)]
+        args: list[bytes | int] = [len(self.views)]
         for view, keys in zip(self.views, unique):
             args += [len(keys), len(view.fields), *view.fields]
         replies = iter(await self._hmget_by_view(keys=[key for keys in unique for key in keys], args=args))
         columns: dict[str, Sequence[object] | Ragged] = {}
-        missing = []
+        missing: list[np.ndarray | list[bool]] = []
         for view, keys, view_keys in zip(self.views, row_keys, unique):
             by_key = {key: reply for key, reply in zip(view_keys, replies)}
             rows = [by_key[key] for key in keys]
@@ -112,19 +121,19 @@ class OnlineFeatureReader:
                     packed = _PACKED[kind]
                     elements = {key: _elements(reply[f], packed) for key, reply in by_key.items()}
                     columns[name], absent = _ragged([elements[key] for key in keys], packed)
+                    missing.append(absent)
                 else:
                     decode = _decode if kind.name.endswith("_LIST") else _decode_scalar
                     columns[name] = values = [decode(reply[f]) for reply in rows]
-                    absent = [value is None for value in values]
-                missing.append(absent)
+                    missing.append([value is None for value in values])
         absent_by_row = np.array(missing, dtype=bool).reshape(len(missing), len(entities)).T
         return StoredFeatures(columns=columns, missing=absent_by_row)
 
 
 @functools.lru_cache(maxsize=262_144)
-def _redis_key(join_key: str, is_int: bool, entity_value: object, version: int, suffix: bytes) -> bytes:
+def _redis_key(join_key: str, is_int: bool, entity_value: int | str, version: int, suffix: bytes) -> bytes:
     """Feast's key for one entity (cached: customers and terminals come back again and again)."""
-    value = Value(int64_val=entity_value) if is_int else Value(string_val=entity_value)
+    value = Value(int64_val=int(entity_value)) if is_int else Value(string_val=str(entity_value))
     key = EntityKey(join_keys=[join_key], entity_values=[value])
     return serialize_entity_key(key, entity_key_serialization_version=version) + suffix
 

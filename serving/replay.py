@@ -15,19 +15,17 @@ from collections.abc import Iterator
 import httpx
 import pandas as pd
 
+from contracts.transactions import request_body
 from serving.schemas import MAX_BATCH
 from serving.worker import Worker
 
 
 def payment_bodies(payments: pd.DataFrame, id_prefix: str = "") -> list[dict]:
-    """POST /score bodies of raw-contract rows, in payment-time order (device only when known)."""
+    """POST /score bodies of raw-contract rows, in payment-time order (ids as text, with the prefix)."""
     bodies = []
-    for tx in payments.sort_values("tx_datetime", kind="stable").itertuples():
-        body = {"transaction_id": f"{id_prefix}{tx.transaction_id}", "tx_datetime": tx.tx_datetime.isoformat(),
-                "customer_id": int(tx.customer_id), "terminal_id": int(tx.terminal_id),
-                "tx_amount": float(tx.tx_amount)}
-        if isinstance(getattr(tx, "device_id", None), str):
-            body["device_id"] = tx.device_id
+    for row in payments.sort_values("tx_datetime", kind="stable").to_dict("records"):
+        body = request_body(row)
+        body["transaction_id"] = f"{id_prefix}{body['transaction_id']}"
         bodies.append(body)
     return bodies
 
@@ -51,8 +49,10 @@ def consume(worker: Worker, count: int, timeout_s: float = 60) -> None:
     done = 0
     while done < count:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the worker processed {done} of {count} scoring events in {timeout_s:.0f} s; "
-                               "is the scorer publishing to the worker's stream?")
+            raise TimeoutError(
+                f"the worker processed {done} of {count} scoring events in {timeout_s:.0f} s; "
+                "is the scorer publishing to the worker's stream?"
+            )
         done += worker.run(once=True)
         time.sleep(0.01)
 
@@ -61,7 +61,7 @@ def replay(http: httpx.Client, worker: Worker, bodies: list[dict]) -> Iterator[d
     """Score the bodies wave by wave through POST /score/batch; yields each answer."""
     for wave in waves(bodies):
         for start in range(0, len(wave), MAX_BATCH):
-            chunk = wave[start:start + MAX_BATCH]
+            chunk = wave[start : start + MAX_BATCH]
             response = http.post("/score/batch", json={"transactions": chunk})
             response.raise_for_status()
             yield from response.json()["results"]

@@ -1,36 +1,29 @@
-"""Request and response models of the scoring API (DESIGN.md section 6)."""
+"""Request and response models of the scoring API (DESIGN.md section 6).
+
+The request's payment is the raw contract's `Transaction` (contracts/transactions.py),
+declared once for the API, the contract check, the stores and the events.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-Decision = Literal["approve", "review", "block"]
-INT64_MAX = 2**63 - 1  # ids are int64 in Feast's keys, the log and the events
-Identifier = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
+from contracts.decision import Decision
+from contracts.transactions import Transaction
 
-
-class Transaction(BaseModel):
-    """One card payment to score: the raw contract's fields, without the label."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    transaction_id: Annotated[StrictInt, Field(ge=-INT64_MAX - 1, le=INT64_MAX)] | Annotated[
-        StrictStr, Field(min_length=1, max_length=128)]
-    tx_datetime: datetime = Field(description="ISO 8601; a time without zone is read as UTC")
-    customer_id: Identifier
-    terminal_id: Identifier
-    tx_amount: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
-    device_id: Annotated[str, Field(max_length=128)] | None = None
-    device_type: Annotated[str, Field(max_length=64)] | None = None
-    device_os: Annotated[str, Field(max_length=64)] | None = None
-
-    @field_validator("tx_datetime")
-    @classmethod
-    def _as_utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+__all__ = [
+    "MAX_BATCH",
+    "BatchScoreRequest",
+    "BatchScoreResponse",
+    "Health",
+    "ModelInfo",
+    "Reason",
+    "ScoreResponse",
+    "Transaction",
+]
 
 
 class Reason(BaseModel):

@@ -8,7 +8,6 @@ prediction log, and the customer-state update that feeds the next request).
 
 from __future__ import annotations
 
-import gc
 import math
 import time
 from collections.abc import Sequence
@@ -18,18 +17,13 @@ import redis
 from feast import FeatureService, FeatureStore
 from pydantic import TypeAdapter
 
-from data.settings import Settings
+from contracts.decision import decide
+from contracts.settings import Settings
 from feature_repo.store import feature_descriptions, model_feature_names
-from feature_repo.transforms import (
-    configured_label_delay_days,
-    customer_request_features,
-    entity_row,
-    terminal_request_features,
-)
-from serving.decision import decide
-from serving.events import EventPublisher
+from feature_repo.transforms import customer_request_features, entity_row, terminal_request_features
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
+from serving.publisher import EventPublisher
 from serving.schemas import ScoreResponse, Transaction
 
 TOP_REASONS = 3
@@ -48,16 +42,9 @@ class Scorer:
         self.reader = OnlineFeatureReader(settings, store, self.service)
         self.stored = self.reader.feature_names
         self.descriptions = feature_descriptions(store, self.service)
-        self.label_delay_days = configured_label_delay_days()
         self.events = EventPublisher(settings)
         # For /health: short timeouts, so a dead Redis answers "unreachable" quickly.
-        self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2,
-                                                 socket_connect_timeout=0.2)
-        # What is loaded by now (Feast, MLflow, the model: most of the process's objects) stays
-        # for the process's life. Frozen, the collector stops scanning it again: each full
-        # collection had cost ~250 ms, hit every few batches of 1,000 and in single-request p99.
-        gc.collect()  # garbage frozen now would be kept for good
-        gc.freeze()
+        self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
 
     def online_store_reachable(self) -> bool:
         try:
@@ -69,8 +56,10 @@ class Scorer:
         """A model may serve only if the feature service offers every input it needs."""
         absent = [name for name in model.feature_names if name not in self.offered]
         if absent:
-            raise ValueError(f"model v{model.version} needs features the service "
-                             f"{self.service.name} does not offer: {', '.join(absent)}")
+            raise ValueError(
+                f"model v{model.version} needs features the service "
+                f"{self.service.name} does not offer: {', '.join(absent)}"
+            )
 
     @property
     def model(self) -> LoadedModel:
@@ -80,26 +69,35 @@ class Scorer:
         """Score payments; features the online store lacks are reported, not invented."""
         started = time.perf_counter()
         model = self.models.current  # read once: a swap mid-request cannot mix two models
-        entities = [entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
-                    for tx in transactions]
+        entities = [
+            entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
+            for tx in transactions
+        ]
         stored = await self.reader.read(entities)
         columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
-        values = {**stored.columns, **customer_request_features(columns),
-                  **terminal_request_features(columns, self.label_delay_days)}
+        values = {**stored.columns, **customer_request_features(columns), **terminal_request_features(columns)}
         matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
         for j, name in enumerate(model.feature_names):
             matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
         risks = model.booster.inplace_predict(matrix).tolist()
         reasons = self._reasons(model, matrix)
         missing = self._missing(stored.missing)
-        responses = _RESPONSES.validate_python([
-            {"transaction_id": tx.transaction_id, "risk_score": risk, "decision": decide(risk, self.settings),
-             "reasons": reasons[i], "model_name": model.name, "model_version": model.version,
-             "feature_service": self.service.name, "missing_features": missing[i]}
-            for i, (tx, risk) in enumerate(zip(transactions, risks))
-        ])
-        self.events.submit(transactions, model.feature_names, matrix, responses,
-                           (time.perf_counter() - started) * 1000)
+        responses = _RESPONSES.validate_python(
+            [
+                {
+                    "transaction_id": tx.transaction_id,
+                    "risk_score": risk,
+                    "decision": decide(risk, self.settings),
+                    "reasons": reasons[i],
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "feature_service": self.service.name,
+                    "missing_features": missing[i],
+                }
+                for i, (tx, risk) in enumerate(zip(transactions, risks))
+            ]
+        )
+        self.events.submit(transactions, model.feature_names, matrix, responses, (time.perf_counter() - started) * 1000)
         return responses
 
     def _missing(self, absent: np.ndarray) -> list[list[str]]:
@@ -114,9 +112,16 @@ class Scorer:
         top_values = np.take_along_axis(matrix, top, axis=1).tolist()
         top_contributions = np.take_along_axis(contributions, top, axis=1).tolist()
         return [
-            [{"feature": names[j], "description": self.descriptions.get(names[j], names[j]),
-              "value": None if math.isnan(value) else value, "contribution": round(contribution, 4)}
-             for j, value, contribution in zip(features, row_values, row_contributions) if contribution > 0]
+            [
+                {
+                    "feature": names[j],
+                    "description": self.descriptions.get(names[j], names[j]),
+                    "value": None if math.isnan(value) else value,
+                    "contribution": round(contribution, 4),
+                }
+                for j, value, contribution in zip(features, row_values, row_contributions)
+                if contribution > 0
+            ]
             for features, row_values, row_contributions in zip(top.tolist(), top_values, top_contributions)
         ]
 

@@ -8,7 +8,7 @@ The scorer answers, then publishes one ScoringEvent per payment on a Redis Strea
    in one call, apply `next_customer_state` for each event in stream order, and push
    the final state of each customer in one `push_customer_states` call, stamped 1 us
    after its last payment (STATE_STAMP_OFFSET), as the offline table stamps it;
-2. prediction log: write the batch's rows (monitoring/prediction_log.py), skipping
+2. prediction log: write the batch's rows (contracts/prediction_log.py), skipping
    transaction ids already logged;
 3. XACK the batch.
 
@@ -74,25 +74,18 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urlparse
 
 import pandas as pd
 import redis
 from feast import FeatureStore
 
-from data.settings import Settings
-from feature_repo.store import push_customer_states
+from contracts.events import ScoringEvent
+from contracts.files import remove_stale_temp_files, write_parquet_atomically
+from contracts.prediction_log import LogFile, log_dir, payment_day, plan_batch, prediction_table
+from contracts.settings import Settings
+from contracts.transactions import utc_timestamp
+from feature_repo.store import feature_store, push_customer_states
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, STATE_STAMP_OFFSET, entity_row, next_customer_state
-from monitoring.prediction_log import (
-    LogFile,
-    log_dir,
-    payment_day,
-    plan_batch,
-    prediction_table,
-    remove_stale_temp_files,
-    write_batch,
-)
-from serving.events import ScoringEvent
 
 logger = logging.getLogger(__name__)
 
@@ -139,9 +132,11 @@ class BatchReport:
     seconds: float
 
     def line(self) -> str:
-        return (f"{self.source} batch: {self.events} events, {self.logged} logged, "
-                f"{self.already_logged} already logged, {self.customers_updated} customer states pushed, "
-                f"{self.dead_lettered} dead-lettered, {self.seconds * 1000:.0f} ms")
+        return (
+            f"{self.source} batch: {self.events} events, {self.logged} logged, "
+            f"{self.already_logged} already logged, {self.customers_updated} customer states pushed, "
+            f"{self.dead_lettered} dead-lettered, {self.seconds * 1000:.0f} ms"
+        )
 
 
 @dataclass
@@ -154,8 +149,9 @@ class _CustomerState:
 class Worker:
     """One consumer of the scoring stream; `run` loops, `process` does one batch."""
 
-    def __init__(self, settings: Settings, store: FeatureStore, client: redis.Redis,
-                 config: WorkerConfig | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: FeatureStore, client: redis.Redis, config: WorkerConfig | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.client = client
@@ -210,9 +206,12 @@ class Worker:
         return "new", self._read(">", block_ms=self.config.block_ms if block else None)
 
     def _read(self, from_id: str, block_ms: int | None) -> list[RawEntry]:
-        reply = cast(list[Any], self.client.xreadgroup(self.config.group, self.config.consumer,
-                                                       {self.stream: from_id}, count=self.config.batch,
-                                                       block=block_ms))
+        reply = cast(
+            list[Any],
+            self.client.xreadgroup(
+                self.config.group, self.config.consumer, {self.stream: from_id}, count=self.config.batch, block=block_ms
+            ),
+        )
         if not reply:
             return []
         return [(_text(entry_id), fields) for entry_id, fields in reply[0][1]]
@@ -221,14 +220,22 @@ class Worker:
         """Take over entries idle longer than claim_idle, scanning the pending list page by page
         until some are claimed or the pass is complete."""
         while True:
-            cursor, claimed, *deleted = cast(list[Any], self.client.xautoclaim(
-                self.stream, self.config.group, self.config.consumer,
-                min_idle_time=int(self.config.claim_idle_s * 1000), start_id=self._claim_cursor,
-                count=self.config.batch))
+            cursor, claimed, *deleted = cast(
+                list[Any],
+                self.client.xautoclaim(
+                    self.stream,
+                    self.config.group,
+                    self.config.consumer,
+                    min_idle_time=int(self.config.claim_idle_s * 1000),
+                    start_id=self._claim_cursor,
+                    count=self.config.batch,
+                ),
+            )
             if deleted and deleted[0]:
                 # Redis drops these from the pending list itself: trimmed before anyone processed them.
-                logger.error("%d pending events were trimmed from %s before being processed",
-                             len(deleted[0]), self.stream)
+                logger.error(
+                    "%d pending events were trimmed from %s before being processed", len(deleted[0]), self.stream
+                )
             self._claim_cursor = _text(cursor)
             if self._claim_cursor == "0-0":  # a full pass done: look again after another idle period
                 self._next_claim_at = time.monotonic() + max(self.config.claim_idle_s / 2, 1.0)
@@ -244,9 +251,15 @@ class Worker:
         updated = self.update_states(entries)
         logged = self.log(entries)
         self.client.xack(self.stream, self.config.group, *[entry_id for entry_id, _ in raw])
-        return BatchReport(source=source, events=len(raw), logged=logged, already_logged=len(entries) - logged,
-                           customers_updated=updated, dead_lettered=dead,
-                           seconds=time.perf_counter() - started)
+        return BatchReport(
+            source=source,
+            events=len(raw),
+            logged=logged,
+            already_logged=len(entries) - logged,
+            customers_updated=updated,
+            dead_lettered=dead,
+            seconds=time.perf_counter() - started,
+        )
 
     def _decode(self, raw: Sequence[RawEntry]) -> tuple[list[Entry], int]:
         """Parse events; an unreadable one goes to the dead-letter stream rather than block the group."""
@@ -287,8 +300,11 @@ class Worker:
                     continue
                 state.lists = next_customer_state(state.lists, p.epoch_seconds, p.amount, p.device_hash)
                 state.stamp, state.changed = p.stamp, True
-            changed = [{"customer_id": customer, "event_timestamp": state.stamp, **state.lists}
-                       for customer, state in states.items() if state.changed]
+            changed = [
+                {"customer_id": customer, "event_timestamp": state.stamp, **state.lists}
+                for customer, state in states.items()
+                if state.changed
+            ]
             if changed:
                 push_customer_states(self.store, pd.DataFrame(changed))
         return len(changed)
@@ -302,7 +318,8 @@ class Worker:
             return 0
         files = plan_batch(prediction_table(fresh))
         self._record_intent(files)  # before the files exist: see the module docstring
-        write_batch(self.log_root, files)
+        for log_file in files:
+            write_parquet_atomically(self.log_root / log_file.relative_path, log_file.table)
         return len(fresh)
 
     def _not_yet_logged(self, entries: Sequence[Entry]) -> list[Entry]:
@@ -341,6 +358,7 @@ class Worker:
 
 # --- Online state reads -----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Payment:
     customer_id: int
@@ -352,14 +370,18 @@ class _Payment:
 
 def _payment(event: ScoringEvent) -> _Payment:
     tx = event.transaction
-    when = pd.Timestamp(tx["tx_datetime"])
-    when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = utc_timestamp(tx["tx_datetime"])
     # entity_row: the same conversions (epoch seconds, device hash) as the scorer's request.
-    row = cast(dict[str, Any], entity_row(tx["customer_id"], tx["terminal_id"], tx.get("device_id"), when,
-                                          tx["tx_amount"]))
-    return _Payment(customer_id=int(row["customer_id"]), stamp=when.floor("us") + STATE_STAMP_OFFSET,
-                    epoch_seconds=int(row["tx_epoch_seconds"]), amount=float(row["tx_amount"]),
-                    device_hash=int(row["device_hash"]))
+    row = cast(
+        dict[str, Any], entity_row(tx["customer_id"], tx["terminal_id"], tx.get("device_id"), when, tx["tx_amount"])
+    )
+    return _Payment(
+        customer_id=int(row["customer_id"]),
+        stamp=when.floor("us") + STATE_STAMP_OFFSET,
+        epoch_seconds=int(row["tx_epoch_seconds"]),
+        amount=float(row["tx_amount"]),
+        device_hash=int(row["device_hash"]),
+    )
 
 
 def _check(event: ScoringEvent) -> None:
@@ -380,7 +402,8 @@ def read_customer_states(store: FeatureStore, customers: Sequence[int]) -> dict[
         return {}
     response = store.get_online_features(
         features=[f"{CUSTOMER_STATE_VIEW}:{column}" for column in CUSTOMER_STATE_COLUMNS],
-        entity_rows=[{"customer_id": int(c)} for c in customers])
+        entity_rows=[{"customer_id": int(c)} for c in customers],
+    )
     values = response.to_dict()
     # The stamp is only in the proto: to_dict(include_event_timestamps=True) keeps whole seconds,
     # and the replay check needs the microsecond Feast compares writes with.
@@ -391,25 +414,19 @@ def read_customer_states(store: FeatureStore, customers: Sequence[int]) -> dict[
         nanos = stamps[row].seconds * 1_000_000_000 + stamps[row].nanos
         states[int(customer)] = _CustomerState(
             stamp=pd.Timestamp(nanos, unit="ns", tz="UTC") if nanos else NO_STAMP,
-            lists={column: values[column][row] for column in CUSTOMER_STATE_COLUMNS})
+            lists={column: values[column][row] for column in CUSTOMER_STATE_COLUMNS},
+        )
     return states
 
 
 # --- Opening -------------------------------------------------------------------------------
 
+
 def open_worker(settings: Settings, config: WorkerConfig | None = None) -> Worker:
     """A worker on the configured Redis and feature store; raises redis.ConnectionError early."""
-    from feature_repo.store import feature_store
-
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     client.ping()  # fail before loading Feast when Redis is not there
     return Worker(settings, feature_store(settings), client, config)
-
-
-def redis_location(settings: Settings) -> str:
-    """host:port/db of the Redis in use, without credentials (for messages)."""
-    url = urlparse(settings.redis_url)
-    return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}/{settings.redis_db}"
 
 
 def _text(value: bytes | str) -> str:

@@ -41,11 +41,17 @@ def test_environment(data_dir: Path) -> Iterator[None]:
     client, url = _claim_redis_db()
     database = f"fraud_test_{url.rsplit('/', 1)[1]}"
     _recreate_database(database)
-    saved = {k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI",
-                                            "FRAUD_MODEL_POLL_SECONDS")}
-    os.environ.update({"FRAUD_DATA_DIR": str(data_dir), "REDIS_URL": url,
-                       "MLFLOW_TRACKING_URI": f"{TEST_POSTGRES}/{database}",
-                       "FRAUD_MODEL_POLL_SECONDS": "0.2"})
+    saved = {
+        k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI", "FRAUD_MODEL_POLL_SECONDS")
+    }
+    os.environ.update(
+        {
+            "FRAUD_DATA_DIR": str(data_dir),
+            "REDIS_URL": url,
+            "MLFLOW_TRACKING_URI": f"{TEST_POSTGRES}/{database}",
+            "FRAUD_MODEL_POLL_SECONDS": "0.2",
+        }
+    )
     yield
     client.flushdb()  # also releases the claim
     client.close()
@@ -95,7 +101,7 @@ def _drop_database(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def settings(test_environment: None):
-    from data.settings import Settings
+    from contracts.settings import Settings
 
     return Settings()
 
@@ -106,8 +112,9 @@ def transactions(settings) -> pd.DataFrame:
     from data.raw_store import RawStore
     from data.simulate import SimulationConfig, simulate_transactions
 
-    frame = simulate_transactions(SimulationConfig(n_customers=200, n_terminals=400, n_days=45,
-                                                   start_date=SIM_START, seed=7))
+    frame = simulate_transactions(
+        SimulationConfig(n_customers=200, n_terminals=400, n_days=45, start_date=SIM_START, seed=7)
+    )
     store = RawStore(settings)
     store.ingest_frame(frame, source="test-simulation")
     return store.load()
@@ -117,11 +124,13 @@ def transactions(settings) -> pd.DataFrame:
 def feature_store(settings, transactions):
     """Offline tables built, definitions applied: a ready Feast store on the test registry."""
     from feature_repo.pipeline import build_offline_tables
-    from feature_repo.store import apply_definitions, feature_store as open_store
+    from feature_repo.store import apply_definitions, limit_offline_memory
+    from feature_repo.store import feature_store as open_store
 
+    limit_offline_memory(settings)  # the test session is the program: it bounds DuckDB, as `fraud` does
     build_offline_tables(settings, transactions)
     store = open_store(settings)
-    apply_definitions(store)
+    apply_definitions(store, settings)
     return store
 
 
@@ -158,7 +167,7 @@ def registry_link(settings):
 
 @pytest.fixture(scope="session")
 def scorer_app(settings, trained_model, online_until, registry_link):
-    from data.settings import Settings
+    from contracts.settings import Settings
     from serving.app import create_app
 
     url = urlparse(settings.mlflow_tracking_uri)

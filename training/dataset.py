@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
+from feature_repo.store import model_feature_names
 from feature_repo.transforms import entity_frame
 from training.protocol import Split
 
 
-def build_training_set(store: FeatureStore, service: FeatureService,
-                       transactions: pd.DataFrame) -> pd.DataFrame:
+def build_training_set(store: FeatureStore, service: FeatureService, transactions: pd.DataFrame) -> pd.DataFrame:
     """Features of `service` for each transaction as known at its time, plus its label.
 
     Rows come back in the order of `transactions`, with `transaction_id`, `tx_datetime`,
@@ -40,12 +40,12 @@ class SplitSets:
 
 def build_split_sets(store: FeatureStore, service_name: str, split: Split) -> SplitSets:
     """Both sides of a split through the same feature service, with its model inputs."""
-    from feature_repo.store import model_feature_names
-
     service = store.get_feature_service(service_name)
-    return SplitSets(feature_names=model_feature_names(store, service),
-                     train=build_training_set(store, service, split.train),
-                     test=build_training_set(store, service, split.test))
+    return SplitSets(
+        feature_names=model_feature_names(store, service),
+        train=build_training_set(store, service, split.train),
+        test=build_training_set(store, service, split.test),
+    )
 
 
 def feature_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.settings import Settings
-from training.register import CHAMPION, configure_mlflow
-
-APPROVED_BY = "approval.by"
-APPROVED_AT = "approval.at"
-APPROVAL_NOTE = "approval.note"
-AUDIT_PREFIX = "alias_audit."
+from contracts.registry import AUDIT_TAG_PREFIX, CHAMPION, VersionTag, alias_version, registry_client
+from contracts.settings import Settings
 
 
 class LifecycleError(ValueError):
@@ -55,53 +50,49 @@ class VersionSummary:
     data_end: str | None
 
 
-def _client(settings: Settings) -> MlflowClient:
-    return configure_mlflow(settings)
-
-
 def get_version(client: MlflowClient, settings: Settings, version: str) -> ModelVersion:
     """A registered version, or a LifecycleError naming what exists."""
     try:
         return client.get_model_version(settings.model_name, str(version))
     except MlflowException as error:
-        raise LifecycleError(f"{settings.model_name} has no version {version}; "
-                             "`fraud model list` shows the versions") from error
+        raise LifecycleError(
+            f"{settings.model_name} has no version {version}; `fraud model list` shows the versions"
+        ) from error
 
 
 def is_approved(version: ModelVersion) -> bool:
-    return bool(version.tags.get(APPROVED_BY))
+    return bool(version.tags.get(VersionTag.APPROVED_BY))
 
 
 def approve(settings: Settings, version: str, by: str, note: str) -> ModelVersion:
     """Record who approved `version`, when and why; approval is what allows promotion."""
     if not by.strip() or not note.strip():
         raise LifecycleError("an approval needs a name (--by) and a note (--note)")
-    client = _client(settings)
+    client = registry_client(settings)
     model_version = get_version(client, settings, version)
     if is_approved(model_version):
-        raise LifecycleError(f"version {version} was already approved by {model_version.tags[APPROVED_BY]} "
-                             f"at {model_version.tags.get(APPROVED_AT)}")
-    for key, value in ((APPROVED_BY, by.strip()), (APPROVED_AT, _now()), (APPROVAL_NOTE, note.strip())):
+        raise LifecycleError(
+            f"version {version} was already approved by {model_version.tags[VersionTag.APPROVED_BY]} "
+            f"at {model_version.tags.get(VersionTag.APPROVED_AT)}"
+        )
+    for key, value in (
+        (VersionTag.APPROVED_BY, by.strip()),
+        (VersionTag.APPROVED_AT, _now()),
+        (VersionTag.APPROVAL_NOTE, note.strip()),
+    ):
         client.set_model_version_tag(settings.model_name, str(version), key, value)
     return get_version(client, settings, version)
 
 
-def current_champion(client: MlflowClient, settings: Settings) -> str | None:
-    """The version `champion` points at, or None before the first promotion."""
-    try:
-        return str(client.get_model_version_by_alias(settings.model_name, CHAMPION).version)
-    except MlflowException:
-        return None
-
-
 def promote(settings: Settings, version: str, by: str, reason: str) -> AliasMove:
     """Point `champion` at an approved `version` and record the move."""
-    client = _client(settings)
+    client = registry_client(settings)
     target = get_version(client, settings, version)
     if not is_approved(target):
-        raise LifecycleError(f"version {version} is not approved; run `fraud model approve {version} "
-                             "--by NAME --note TEXT` first")
-    previous = current_champion(client, settings)
+        raise LifecycleError(
+            f"version {version} is not approved; run `fraud model approve {version} --by NAME --note TEXT` first"
+        )
+    previous = alias_version(client, settings, CHAMPION)
     if previous == str(version):
         raise LifecycleError(f"version {version} is already the champion")
     return _move(client, settings, "promote", previous, str(version), by, reason)
@@ -109,9 +100,9 @@ def promote(settings: Settings, version: str, by: str, reason: str) -> AliasMove
 
 def rollback(settings: Settings, by: str, reason: str) -> AliasMove:
     """Move `champion` back to the champion before the current one."""
-    client = _client(settings)
+    client = registry_client(settings)
     history = champion_history(audit_trail(settings))
-    current = current_champion(client, settings)
+    current = alias_version(client, settings, CHAMPION)
     if current is None or len(history) < 2 or history[-1] != current:
         raise LifecycleError("there is no previous champion to roll back to")
     target = history[-2]
@@ -135,44 +126,62 @@ def champion_history(moves: list[AliasMove]) -> list[str]:
 
 def audit_trail(settings: Settings) -> list[AliasMove]:
     """Every recorded alias move, oldest first."""
-    client = _client(settings)
+    client = registry_client(settings)
     try:
         tags = client.get_registered_model(settings.model_name).tags
     except MlflowException:
         return []
-    keys = sorted(k for k in tags if k.startswith(AUDIT_PREFIX))
+    keys = sorted(k for k in tags if k.startswith(AUDIT_TAG_PREFIX))
     return [AliasMove(**json.loads(tags[key])) for key in keys]
 
 
 def list_versions(settings: Settings) -> list[VersionSummary]:
     """Every version with its approval, aliases and holdout metrics, newest first."""
-    client = _client(settings)
+    client = registry_client(settings)
     versions = client.search_model_versions(f"name = '{settings.model_name}'")
     summaries = []
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         full = client.get_model_version(settings.model_name, version.version)
         metrics = client.get_run(full.run_id).data.metrics if full.run_id else {}
-        summaries.append(VersionSummary(
-            version=str(full.version),
-            created_at=datetime.fromtimestamp(full.creation_timestamp / 1000, timezone.utc).isoformat(),
-            approved_by=full.tags.get(APPROVED_BY), approved_at=full.tags.get(APPROVED_AT),
-            aliases=list(full.aliases), metrics=dict(metrics),
-            data_start=full.tags.get("data_start"), data_end=full.tags.get("data_end"),
-        ))
+        summaries.append(
+            VersionSummary(
+                version=str(full.version),
+                created_at=datetime.fromtimestamp(full.creation_timestamp / 1000, UTC).isoformat(),
+                approved_by=full.tags.get(VersionTag.APPROVED_BY),
+                approved_at=full.tags.get(VersionTag.APPROVED_AT),
+                aliases=list(full.aliases),
+                metrics=dict(metrics),
+                data_start=full.tags.get(VersionTag.DATA_START),
+                data_end=full.tags.get(VersionTag.DATA_END),
+            )
+        )
     return summaries
 
 
-def _move(client: MlflowClient, settings: Settings, kind: Literal["promote", "rollback"],
-          from_version: str | None, to_version: str, by: str, reason: str) -> AliasMove:
+def _move(
+    client: MlflowClient,
+    settings: Settings,
+    kind: Literal["promote", "rollback"],
+    from_version: str | None,
+    to_version: str,
+    by: str,
+    reason: str,
+) -> AliasMove:
     if not by.strip():
         raise LifecycleError("say who moves the alias (--by NAME)")
-    move = AliasMove(kind=kind, at=_now(), by=by.strip(), from_version=from_version, to_version=to_version,
-                     reason=reason.strip() or kind)
+    move = AliasMove(
+        kind=kind,
+        at=_now(),
+        by=by.strip(),
+        from_version=from_version,
+        to_version=to_version,
+        reason=reason.strip() or kind,
+    )
     client.set_registered_model_alias(settings.model_name, CHAMPION, to_version)
     sequence = len(audit_trail(settings)) + 1
-    client.set_registered_model_tag(settings.model_name, f"{AUDIT_PREFIX}{sequence:06d}", json.dumps(asdict(move)))
+    client.set_registered_model_tag(settings.model_name, f"{AUDIT_TAG_PREFIX}{sequence:06d}", json.dumps(asdict(move)))
     return move
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

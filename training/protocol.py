@@ -28,16 +28,20 @@ class Metrics:
     card_precision_at_100: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"auc_roc": self.auc_roc, "average_precision": self.average_precision,
-                "card_precision_at_100": self.card_precision_at_100}
+        return {
+            "auc_roc": self.auc_roc,
+            "average_precision": self.average_precision,
+            "card_precision_at_100": self.card_precision_at_100,
+        }
 
 
 def _day_index(tx_datetime: pd.Series, origin: pd.Timestamp) -> pd.Series:
     return (tx_datetime - origin) // pd.Timedelta(days=1)
 
 
-def handbook_split(transactions: pd.DataFrame, train_start: date, train_days: int = 7,
-                   delay_days: int = 7, test_days: int = 7) -> Split:
+def handbook_split(
+    transactions: pd.DataFrame, train_start: date, train_days: int = 7, delay_days: int = 7, test_days: int = 7
+) -> Split:
     """Train/test split of the book's `get_train_test_set`.
 
     Each test day drops the customers known as compromised by then: fraud in the
@@ -47,8 +51,10 @@ def handbook_split(transactions: pd.DataFrame, train_start: date, train_days: in
     day = _day_index(transactions["tx_datetime"], origin)
     train = transactions[(day >= 0) & (day < train_days)]
     if train.empty:
-        raise ValueError(f"no transactions in the training week starting {train_start}; "
-                         "pick a --train-start inside the ingested data")
+        raise ValueError(
+            f"no transactions in the training week starting {train_start}; "
+            "pick a --train-start inside the ingested data"
+        )
     known = set(train.loc[train["is_fraud"] == 1, "customer_id"])
     test_parts = []
     for d in range(test_days):
@@ -58,8 +64,10 @@ def handbook_split(transactions: pd.DataFrame, train_start: date, train_days: in
         test_parts.append(test_day[~test_day["customer_id"].isin(known)])
     test = pd.concat(test_parts)
     if test.empty:
-        raise ValueError(f"no test transactions {train_days + delay_days} days after {train_start}; "
-                         "the data must cover training, delay and test periods")
+        raise ValueError(
+            f"no test transactions {train_days + delay_days} days after {train_start}; "
+            "the data must cover training, delay and test periods"
+        )
     return Split(train=train, test=test)
 
 
@@ -69,12 +77,14 @@ def card_precision_at_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100) -
     Per day a card counts with its highest score and its highest label; cards caught
     (in the top k with fraud) on earlier days are dropped, as in the book.
     """
-    data = pd.DataFrame({
-        "day": frame["tx_datetime"].dt.floor("D").to_numpy(),
-        "customer_id": frame["customer_id"].to_numpy(),
-        "is_fraud": frame["is_fraud"].to_numpy(),
-        "score": scores,
-    })
+    data = pd.DataFrame(
+        {
+            "day": frame["tx_datetime"].dt.floor("D").to_numpy(),
+            "customer_id": frame["customer_id"].to_numpy(),
+            "is_fraud": frame["is_fraud"].to_numpy(),
+            "score": scores,
+        }
+    )
     caught: set = set()
     precisions = []
     for _, day in data.groupby("day", sort=True):

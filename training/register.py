@@ -2,8 +2,9 @@
 
 Every version carries: the training set as an MLflow dataset input (digest, source, time
 range, rows, frauds), the feature service and its exact feature list, the code version,
-parameters, metrics, the gate's checks, the evaluation report, the signature, and the
-model in XGBoost's own format (ubj). Registering does not deploy: see training/lifecycle.py.
+parameters, metrics, the gate's checks, the evaluation report, the signature, the
+monitoring reference profile, and the model in XGBoost's own format (ubj). Registering
+does not deploy: see training/lifecycle.py.
 """
 
 from __future__ import annotations
@@ -14,22 +15,28 @@ import subprocess
 from dataclasses import asdict, dataclass
 
 import mlflow
+import mlflow.xgboost
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
-from data.settings import REPO_ROOT, Settings
-from monitoring.reference import log_reference
+from contracts.registry import (
+    MODEL_ARTIFACT,
+    TRAINING_EXPERIMENT,
+    VersionTag,
+    experiment_id,
+    fluent_tracking,
+    registry_client,
+)
+from contracts.settings import REPO_ROOT, Settings
+from training.reference import log_reference
 from training.report import EvaluationReport, log_report_to_mlflow
-from training.validate import Check
+from training.validate import GateCheck
 
 log = logging.getLogger(__name__)
-
-EXPERIMENT = "fraud-detection"
-CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -46,83 +53,89 @@ class Lineage:
     code_version: str
 
 
-def configure_mlflow(settings: Settings, experiment: str = EXPERIMENT) -> MlflowClient:
-    """Point MLflow at the settings' tracking store and make sure the experiment exists."""
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        # Without a tracking server, artifacts live under FRAUD_DATA_DIR, not in the
-        # working directory (MLflow's default).
-        served = settings.mlflow_tracking_uri.startswith(("http://", "https://"))
-        location = None if served else (settings.mlflow_artifacts_dir / experiment).as_uri()
-        mlflow.create_experiment(experiment, artifact_location=location)
-    mlflow.set_experiment(experiment)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-
-
 def code_version() -> str:
     """The git commit of the code that trains, or 'unknown' outside a git checkout."""
-    result = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def _lineage_tags(lineage: Lineage, digest: str) -> dict[str, str]:
     return {
-        "feature_service": lineage.feature_service,
-        "features": json.dumps(lineage.feature_names),
-        "code_version": lineage.code_version,
-        "data_digest": digest,
-        "data_source": lineage.data_source,
-        "data_start": lineage.data_start,
-        "data_end": lineage.data_end,
-        "data_rows": str(lineage.data_rows),
-        "data_frauds": str(lineage.data_frauds),
+        VersionTag.FEATURE_SERVICE: lineage.feature_service,
+        VersionTag.FEATURES: json.dumps(lineage.feature_names),
+        VersionTag.CODE_VERSION: lineage.code_version,
+        VersionTag.DATA_DIGEST: digest,
+        VersionTag.DATA_SOURCE: lineage.data_source,
+        VersionTag.DATA_START: lineage.data_start,
+        VersionTag.DATA_END: lineage.data_end,
+        VersionTag.DATA_ROWS: str(lineage.data_rows),
+        VersionTag.DATA_FRAUDS: str(lineage.data_frauds),
     }
 
 
-def _log_run_contents(training_set: pd.DataFrame, lineage: Lineage, params: dict[str, object],
-                      metrics: dict[str, float], checks: list[Check], report: EvaluationReport) -> str:
-    """What every training run logs, registered or not; returns the data set digest."""
-    mlflow.log_params({k: str(v) for k, v in params.items()})
-    mlflow.log_metrics(metrics)
-    mlflow.log_dict({"feature_service": lineage.feature_service, "features": lineage.feature_names},
-                    "feature_service.json")
-    mlflow.log_dict({"checks": [asdict(c) for c in checks]}, "gate.json")
-    dataset = mlflow.data.from_pandas(training_set, source=lineage.data_source, name="training_set",
-                                      targets="is_fraud")
-    mlflow.log_input(dataset, context="training", tags={
-        "time_range": f"{lineage.data_start} .. {lineage.data_end}",
-        "rows": str(lineage.data_rows), "frauds": str(lineage.data_frauds)})
-    log_report_to_mlflow(report)
+@dataclass(frozen=True)
+class CandidateRun:
+    """What every training run logs, registered or not."""
+
+    params: dict[str, object]
+    metrics: dict[str, float]
+    training_set: pd.DataFrame
+    lineage: Lineage
+    checks: list[GateCheck]
+    report: EvaluationReport
+
+
+def _log_run_contents(candidate: CandidateRun) -> str:
+    """Log a candidate's run contents in the active run; returns the data set digest."""
+    lineage = candidate.lineage
+    mlflow.log_params({k: str(v) for k, v in candidate.params.items()})
+    mlflow.log_metrics(candidate.metrics)
+    mlflow.log_dict(
+        {"feature_service": lineage.feature_service, "features": lineage.feature_names}, "feature_service.json"
+    )
+    mlflow.log_dict({"checks": [asdict(c) for c in candidate.checks]}, "gate.json")
+    dataset = from_pandas(candidate.training_set, source=lineage.data_source, name="training_set", targets="is_fraud")
+    mlflow.log_input(
+        dataset,
+        context="training",
+        tags={
+            "time_range": f"{lineage.data_start} .. {lineage.data_end}",
+            "rows": str(lineage.data_rows),
+            "frauds": str(lineage.data_frauds),
+        },
+    )
+    log_report_to_mlflow(candidate.report)
     return dataset.digest
 
 
-def log_rejected(settings: Settings, *, params: dict[str, object], metrics: dict[str, float],
-                 training_set: pd.DataFrame, lineage: Lineage, checks: list[Check],
-                 report: EvaluationReport) -> str:
+def log_rejected(settings: Settings, candidate: CandidateRun) -> str:
     """Keep a run of a candidate the gate rejected (no model version), for the record."""
-    configure_mlflow(settings)
-    with mlflow.start_run(tags={"gate": "failed"}) as run:
-        digest = _log_run_contents(training_set, lineage, params, metrics, checks, report)
-        mlflow.set_tags(_lineage_tags(lineage, digest))
+    experiment = experiment_id(registry_client(settings), settings, TRAINING_EXPERIMENT)
+    with fluent_tracking(settings), mlflow.start_run(experiment_id=experiment, tags={"gate": "failed"}) as run:
+        mlflow.set_tags(_lineage_tags(candidate.lineage, _log_run_contents(candidate)))
     return run.info.run_id
 
 
-def log_and_register(settings: Settings, booster: xgb.Booster, *, params: dict[str, object],
-                     metrics: dict[str, float], training_set: pd.DataFrame, lineage: Lineage,
-                     checks: list[Check], report: EvaluationReport, reference: pd.DataFrame) -> ModelVersion:
-    """Log the run with its lineage and monitoring reference profile (monitoring/reference.py),
+def log_and_register(
+    settings: Settings, booster: xgb.Booster, candidate: CandidateRun, reference: pd.DataFrame
+) -> ModelVersion:
+    """Log the run with its lineage and monitoring reference profile (training/reference.py),
     and register the model as a new version (not deployed)."""
-    client = configure_mlflow(settings)
-    with mlflow.start_run(tags={"gate": "passed"}) as run:
-        digest = _log_run_contents(training_set, lineage, params, metrics, checks, report)
+    client = registry_client(settings)
+    experiment = experiment_id(client, settings, TRAINING_EXPERIMENT)
+    with fluent_tracking(settings), mlflow.start_run(experiment_id=experiment, tags={"gate": "passed"}) as run:
+        tags = _lineage_tags(candidate.lineage, _log_run_contents(candidate))
         log_reference(reference)
-        tags = _lineage_tags(lineage, digest)
         mlflow.set_tags(tags)
-        sample = training_set[lineage.feature_names].head(100).astype(np.float64)
+        sample = candidate.training_set[candidate.lineage.feature_names].head(100).astype(np.float64)
         signature = infer_signature(sample, booster.inplace_predict(sample.to_numpy()))
         info = mlflow.xgboost.log_model(
-            booster, name="model", model_format="ubj", signature=signature,
+            booster,
+            name=MODEL_ARTIFACT,
+            model_format="ubj",
+            signature=signature,
             registered_model_name=settings.model_name,
             # Listing requirements ourselves skips MLflow's slow dependency inference.
             pip_requirements=[f"xgboost=={xgb.__version__}"],

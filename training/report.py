@@ -1,34 +1,30 @@
 """An evaluation report a person can look at: curves, score distribution and per-scenario recall.
 
-`write_evaluation_report` renders PNGs and one `index.html` that references them by relative
-file name, so the directory can be opened in a browser as is or logged to MLflow with
-`log_report_to_mlflow`. Figures are built as `matplotlib.figure.Figure` objects, which draw
-with the Agg canvas when saved to PNG: no pyplot, no global backend switch, and no figure
-registered anywhere that would have to be closed.
+`write_evaluation_report` renders PNGs and one `index.html` (the Jinja2 template
+`templates/evaluation_report.html`) that references them by relative file name, so the
+directory can be opened in a browser as is or logged to MLflow with `log_report_to_mlflow`.
+Figures are built as `matplotlib.figure.Figure` objects, which draw with the Agg canvas
+when saved to PNG: no pyplot, no global backend switch, and no figure registered anywhere
+that would have to be closed.
 """
 
 from __future__ import annotations
 
-import html
 import numbers
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import jinja2
 import mlflow
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
-from data.settings import Settings
+from contracts.settings import Settings
+from contracts.transactions import scenario_name
 
-SCENARIO_NAMES: dict[int, str] = {
-    1: "large amount",
-    2: "compromised terminal",
-    3: "compromised card",
-    4: "account takeover",
-}
 IMAGE_FILES: dict[str, str] = {
     "roc": "roc.png",
     "precision_recall": "precision_recall.png",
@@ -36,21 +32,28 @@ IMAGE_FILES: dict[str, str] = {
     "scenarios": "scenarios.png",
 }
 HTML_FILE = "index.html"
-SCENARIO_COLUMNS = ["scenario_id", "scenario", "n_frauds", "recall_at_review_threshold",
-                    "recall_in_top_k", "mean_score"]
+SCENARIO_COLUMNS = [
+    "scenario_id",
+    "scenario",
+    "n_frauds",
+    "recall_at_review_threshold",
+    "recall_in_top_k",
+    "mean_score",
+]
+
+CAPTIONS: dict[str, str] = {
+    "roc": "ROC curve",
+    "precision_recall": "Precision-recall curve",
+    "score_distribution": "Score distribution by class",
+    "scenarios": "Recall per fraud scenario",
+}
 
 _DPI = 100
 _HIST_BINS = 50
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.7rem; }
-th { background: #f3f3f3; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
-figure { margin: 0; }
-figcaption { color: #555; font-size: 0.9rem; }
-"""
+# Autoescape: every value shown (a title, a metric name) is text, never markup.
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("training", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+)
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,9 @@ class EvaluationReport:
     scenario_metrics: pd.DataFrame | None
 
 
-def scenario_name(scenario_id: int) -> str:
-    """The readable name of a simulator fraud scenario id ("scenario N" when unknown)."""
-    return SCENARIO_NAMES.get(scenario_id, f"scenario {scenario_id}")
-
-
-def scenario_metrics(frame: pd.DataFrame, scores: np.ndarray, review_threshold: float,
-                     top_k: int | None = None) -> pd.DataFrame:
+def scenario_metrics(
+    frame: pd.DataFrame, scores: np.ndarray, review_threshold: float, top_k: int | None = None
+) -> pd.DataFrame:
     """One row per fraud scenario: how many of its frauds the model catches.
 
     Only fraud rows (`is_fraud == 1`) count, grouped by `fraud_scenario` (rows without an id
@@ -95,24 +94,39 @@ def scenario_metrics(frame: pd.DataFrame, scores: np.ndarray, review_threshold: 
     frauds = frame["is_fraud"].to_numpy() == 1
     k = int(frauds.sum()) if top_k is None else top_k
     cutoff = _kth_highest(scores, k)
-    data = pd.DataFrame({
-        "scenario_id": pd.to_numeric(frame["fraud_scenario"], errors="coerce").to_numpy()[frauds],
-        "score": scores[frauds],
-    }).dropna(subset=["scenario_id"])
+    data = pd.DataFrame(
+        {
+            "scenario_id": pd.to_numeric(frame["fraud_scenario"], errors="coerce").to_numpy()[frauds],
+            "score": scores[frauds],
+        }
+    ).dropna(subset=["scenario_id"])
     data["flagged"] = data["score"] >= review_threshold
     data["in_top_k"] = data["score"] >= cutoff
-    table = (data.groupby("scenario_id", sort=True)
-             .agg(n_frauds=("score", "size"), recall_at_review_threshold=("flagged", "mean"),
-                  recall_in_top_k=("in_top_k", "mean"), mean_score=("score", "mean"))
-             .reset_index())
+    table = (
+        data.groupby("scenario_id", sort=True)
+        .agg(
+            n_frauds=("score", "size"),
+            recall_at_review_threshold=("flagged", "mean"),
+            recall_in_top_k=("in_top_k", "mean"),
+            mean_score=("score", "mean"),
+        )
+        .reset_index()
+    )
     table["scenario_id"] = table["scenario_id"].astype(np.int64)
     table["scenario"] = [scenario_name(int(i)) for i in table["scenario_id"]]
     return table[SCENARIO_COLUMNS]
 
 
-def write_evaluation_report(frame: pd.DataFrame, scores: np.ndarray, out_dir: Path, *, title: str,
-                            metrics: dict[str, float], review_threshold: float = 0.3,
-                            top_k: int | None = None) -> EvaluationReport:
+def write_evaluation_report(
+    frame: pd.DataFrame,
+    scores: np.ndarray,
+    out_dir: Path,
+    *,
+    title: str,
+    metrics: dict[str, float],
+    review_threshold: float = 0.3,
+    top_k: int | None = None,
+) -> EvaluationReport:
     """Write PNG charts and an `index.html` for a binary fraud model scored on `frame`.
 
     `frame` needs `is_fraud` (0/1) and may have `fraud_scenario` (0 legitimate, 1..4 the
@@ -143,14 +157,13 @@ def write_evaluation_report(frame: pd.DataFrame, scores: np.ndarray, out_dir: Pa
             (out_dir / name).unlink(missing_ok=True)
 
     page = out_dir / HTML_FILE
-    page.write_text(_render_html(title, metrics, labels, scores, review_threshold, table, images),
-                    encoding="utf-8")
+    page.write_text(_render_html(title, metrics, labels, scores, review_threshold, table, images), encoding="utf-8")
     return EvaluationReport(directory=out_dir, html=page, images=images, scenario_metrics=table)
 
 
 def report_dir(settings: Settings, kind: str) -> Path:
     """A fresh folder for one report under FRAUD_DATA_DIR/reports (reports are logged whole)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = settings.data_dir / "reports" / f"{kind}-{stamp}"
     path.mkdir(parents=True, exist_ok=False)
     return path
@@ -163,26 +176,25 @@ def log_report_to_mlflow(report: EvaluationReport, artifact_path: str = "evaluat
     why each report should get a directory of its own.
     """
     if mlflow.active_run() is None:
-        raise RuntimeError("log_report_to_mlflow needs an active MLflow run; "
-                           "call it inside `with mlflow.start_run():`")
+        raise RuntimeError("log_report_to_mlflow needs an active MLflow run; call it inside `with mlflow.start_run():`")
     mlflow.log_artifacts(str(report.directory), artifact_path)
 
 
 # ----------------------------------------------------------------------------- validation
 
 
-def _validated(frame: pd.DataFrame, scores: np.ndarray,
-               review_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _validated(frame: pd.DataFrame, scores: np.ndarray, review_threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Labels as 0/1 ints and scores as floats, or a ValueError saying what to fix."""
     if "is_fraud" not in frame.columns:
-        raise ValueError("frame has no 'is_fraud' column; the report needs the 0/1 fraud label "
-                         "of every scored row")
+        raise ValueError("frame has no 'is_fraud' column; the report needs the 0/1 fraud label of every scored row")
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 1:
         raise ValueError(f"scores must hold one score per row (1-D), got shape {scores.shape}")
     if len(scores) != len(frame):
-        raise ValueError(f"got {len(scores)} scores for {len(frame)} rows; pass exactly one score "
-                         "per row of frame, in the same order")
+        raise ValueError(
+            f"got {len(scores)} scores for {len(frame)} rows; pass exactly one score "
+            "per row of frame, in the same order"
+        )
     if not np.isfinite(scores).all():
         raise ValueError("scores contain NaN or infinite values; score every row before the report")
     if not np.isfinite(review_threshold):
@@ -192,8 +204,10 @@ def _validated(frame: pd.DataFrame, scores: np.ndarray,
         raise ValueError("is_fraud must be 0 or 1 on every row; drop unlabelled rows first")
     labels = raw.to_numpy().astype(np.int8)
     if len(labels) == 0 or labels.min() == labels.max():
-        raise ValueError("the frame needs both frauds and legitimate payments for ROC and "
-                         "precision-recall curves; evaluate on a period that has both")
+        raise ValueError(
+            "the frame needs both frauds and legitimate payments for ROC and "
+            "precision-recall curves; evaluate on a period that has both"
+        )
     return labels, scores
 
 
@@ -231,8 +245,13 @@ def _plot_roc(labels: np.ndarray, scores: np.ndarray, threshold: float, path: Pa
     ax.plot(fpr, tpr, color="tab:blue", label=f"model (AUC = {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC = 0.5)")
     ax.plot([point_fpr], [point_recall], "o", color="tab:red", label=f"review threshold {threshold:g}")
-    ax.set(title="ROC curve", xlabel="False positive rate", ylabel="True positive rate (recall)",
-           xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        title="ROC curve",
+        xlabel="False positive rate",
+        ylabel="True positive rate (recall)",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.legend(loc="lower right")
     _save(figure, path)
 
@@ -243,14 +262,17 @@ def _plot_precision_recall(labels: np.ndarray, scores: np.ndarray, threshold: fl
     _, point_recall, point_precision = _operating_point(labels, scores, threshold)
     figure = Figure(figsize=(5.5, 5), layout="constrained")
     ax = figure.add_subplot()
-    ax.plot(recall, precision, drawstyle="steps-post", color="tab:blue",
-            label=f"model (AP = {average_precision_score(labels, scores):.3f})")
+    ax.plot(
+        recall,
+        precision,
+        drawstyle="steps-post",
+        color="tab:blue",
+        label=f"model (AP = {average_precision_score(labels, scores):.3f})",
+    )
     ax.axhline(base_rate, linestyle="--", color="grey", label=f"fraud base rate ({base_rate:.2%})")
     if not np.isnan(point_precision):
-        ax.plot([point_recall], [point_precision], "o", color="tab:red",
-                label=f"review threshold {threshold:g}")
-    ax.set(title="Precision-recall curve", xlabel="Recall", ylabel="Precision",
-           xlim=(0, 1), ylim=(0, 1.01))
+        ax.plot([point_recall], [point_precision], "o", color="tab:red", label=f"review threshold {threshold:g}")
+    ax.set(title="Precision-recall curve", xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower left")
     _save(figure, path)
 
@@ -259,7 +281,7 @@ def _plot_score_distribution(labels: np.ndarray, scores: np.ndarray, threshold: 
     low, high = float(scores.min()), float(scores.max())
     if low == high:  # histogram bin edges must increase
         low, high = low - 0.5, high + 0.5
-    bins = np.linspace(low, high, _HIST_BINS + 1)
+    bins = np.linspace(low, high, _HIST_BINS + 1).tolist()
     figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
     # Log counts: frauds are a tiny minority and would vanish on a linear axis.
@@ -280,11 +302,14 @@ def _plot_scenarios(table: pd.DataFrame, threshold: float, path: Path) -> None:
     ax.barh(positions, recalls, color="tab:red", alpha=0.8)
     caught = np.rint(recalls * table["n_frauds"].to_numpy()).astype(int)
     for y, recall, hit, total in zip(positions, recalls, caught, table["n_frauds"]):
-        ax.text(min(recall, 1.0) + 0.01, y, f"{recall:.0%} ({hit}/{total})", va="center")
+        ax.text(min(recall, 1.0) + 0.01, float(y), f"{recall:.0%} ({hit}/{total})", va="center")
     ax.set_yticks(positions, labels=table["scenario"].tolist())
     ax.invert_yaxis()  # first scenario on top, as in the table
-    ax.set(title=f"Recall per fraud scenario at review threshold {threshold:g}",
-           xlabel="Share of the scenario's frauds flagged", xlim=(0, 1.25))
+    ax.set(
+        title=f"Recall per fraud scenario at review threshold {threshold:g}",
+        xlabel="Share of the scenario's frauds flagged",
+        xlim=(0, 1.25),
+    )
     _save(figure, path)
 
 
@@ -300,53 +325,35 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def _table(headers: list[str], rows: list[list[str]], numeric: set[int]) -> str:
-    """An HTML table; every cell is escaped here, callers pass plain text."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{html.escape(cell)}</td>' if i in numeric
-                         else f"<td>{html.escape(cell)}</td>" for i, cell in enumerate(row)) + "</tr>"
-        for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _summary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> str:
     n_frauds = int(labels.sum())
     _, recall, precision = _operating_point(labels, scores, threshold)
     flagged = int((scores >= threshold).sum())
-    text = (f"{len(labels):,} transactions scored, {n_frauds:,} frauds "
-            f"(base rate {n_frauds / len(labels):.2%}). At the review threshold {threshold:g} "
-            f"the model flags {flagged:,} transactions")
-    text += "." if flagged == 0 else f": recall {recall:.1%}, precision {precision:.1%}."
-    return html.escape(text)
+    text = (
+        f"{len(labels):,} transactions scored, {n_frauds:,} frauds "
+        f"(base rate {n_frauds / len(labels):.2%}). At the review threshold {threshold:g} "
+        f"the model flags {flagged:,} transactions"
+    )
+    return text + ("." if flagged == 0 else f": recall {recall:.1%}, precision {precision:.1%}.")
 
 
-def _scenario_section(table: pd.DataFrame, threshold: float) -> str:
-    rows = [[row.scenario, str(row.n_frauds), f"{row.recall_at_review_threshold:.1%}",
-             f"{row.recall_in_top_k:.1%}", f"{row.mean_score:.4f}"] for row in table.itertuples()]
-    headers = ["Scenario", "Frauds", f"Recall at threshold {threshold:g}", "Recall in top k", "Mean score"]
-    note = ("Recall at threshold: share of the scenario's frauds scored at or above the review "
-            "threshold. Recall in top k: share of them among the k highest-scored transactions, "
-            "k being the number of frauds in the period unless set otherwise.")
-    return (f"<h2>Fraud scenarios</h2><p>{html.escape(note)}</p>"
-            + _table(headers, rows, numeric={1, 2, 3, 4}))
-
-
-def _render_html(title: str, metrics: dict[str, float], labels: np.ndarray, scores: np.ndarray,
-                 threshold: float, table: pd.DataFrame | None, images: dict[str, Path]) -> str:
-    captions = {"roc": "ROC curve", "precision_recall": "Precision-recall curve",
-                "score_distribution": "Score distribution by class",
-                "scenarios": "Recall per fraud scenario"}
-    metric_rows = [[name, _format_value(value)] for name, value in metrics.items()]
-    figures = "".join(
-        f'<figure><img src="{html.escape(path.name, quote=True)}" alt="{html.escape(captions[key], quote=True)}">'
-        f"<figcaption>{html.escape(captions[key])}</figcaption></figure>"
-        for key, path in images.items())
-    scenarios = "" if table is None else _scenario_section(table, threshold)
+def _render_html(
+    title: str,
+    metrics: dict[str, float],
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    table: pd.DataFrame | None,
+    images: dict[str, Path],
+) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{html.escape(title)}</h1>\n<p>{_summary(labels, scores, threshold)}</p>\n"
-        f"<h2>Metrics</h2>\n{_table(['Metric', 'Value'], metric_rows, numeric={1})}\n"
-        f"{scenarios}\n<h2>Charts</h2>\n<div class=\"figures\">{figures}</div>\n</body>\n</html>\n"
+        _TEMPLATES.get_template("evaluation_report.html").render(
+            title=title,
+            summary=_summary(labels, scores, threshold),
+            threshold=f"{threshold:g}",
+            metrics=[(name, _format_value(value)) for name, value in metrics.items()],
+            scenarios=[] if table is None else list(table.itertuples()),
+            images=[{"file": path.name, "caption": CAPTIONS[key]} for key, path in images.items()],
+        )
+        + "\n"
     )

@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import mlflow.xgboost
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
 from mlflow.exceptions import MlflowException
 
-from data.settings import Settings
-from monitoring.reference import build_reference
+from contracts.registry import CHAMPION, alias_version, load_booster, registry_client
+from contracts.settings import Settings
 from training.dataset import build_split_sets, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Metrics, Split, evaluate_scores
-from training.register import CHAMPION, Lineage, code_version, log_and_register, log_rejected
+from training.reference import build_reference
+from training.register import CandidateRun, Lineage, code_version, log_and_register, log_rejected
 from training.report import report_dir, write_evaluation_report
 from training.validate import (
-    Check,
+    GateCheck,
     GateFailed,
     check_metrics,
     check_no_regression,
@@ -36,9 +36,9 @@ HOLDOUT_DAYS = 7
 class TrainingResult:
     model_name: str
     version: str
-    run_id: str
+    run_id: str | None
     metrics: dict[str, float]
-    checks: list[Check]
+    checks: list[GateCheck]
     n_train: int
     n_test: int
 
@@ -56,8 +56,10 @@ def holdout_split(transactions: pd.DataFrame, delay_days: int, test_days: int = 
     test = transactions[transactions["tx_datetime"] >= test_start]
     for name, part in (("training", train), ("evaluation", test)):
         if part.empty or part["is_fraud"].nunique() < 2:
-            raise ValueError(f"the {name} period has no frauds or no legitimate payments; ingest more "
-                             f"days (at least {test_days + delay_days + 7} days of labelled data)")
+            raise ValueError(
+                f"the {name} period has no frauds or no legitimate payments; ingest more "
+                f"days (at least {test_days + delay_days + 7} days of labelled data)"
+            )
     return Split(train=train, test=test)
 
 
@@ -78,48 +80,77 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
     labels = test_set["is_fraud"].to_numpy()
     recall = recall_at(labels, scores, settings.review_threshold)
     champion_version, champion_metrics = _champion_on_holdout(settings, test_set)
-    checks = [*check_training_data(split.train, train_set, names, settings),
-              *check_metrics(metrics, recall, settings),
-              *check_no_regression(metrics, champion_metrics, champion_version, settings)]
+    checks = [
+        *check_training_data(split.train, train_set, names, settings),
+        *check_metrics(metrics, recall, settings),
+        *check_no_regression(metrics, champion_metrics, champion_version, settings),
+    ]
     logged_metrics = {**metrics.as_dict(), "recall_at_review": recall}
     report = write_evaluation_report(
-        test_set, scores, report_dir(settings, "training"), metrics=logged_metrics,
+        test_set,
+        scores,
+        report_dir(settings, "training"),
+        metrics=logged_metrics,
         title=f"{settings.model_name} candidate: holdout of the last {HOLDOUT_DAYS} days",
-        review_threshold=settings.review_threshold)
+        review_threshold=settings.review_threshold,
+    )
     lineage = Lineage(
-        feature_service=settings.feature_service, feature_names=names, data_source=str(settings.raw_dir),
-        data_start=str(split.train["tx_datetime"].min()), data_end=str(split.train["tx_datetime"].max()),
-        data_rows=len(train_set), data_frauds=int(train_set["is_fraud"].sum()), code_version=code_version())
-    params = {**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS}
+        feature_service=settings.feature_service,
+        feature_names=names,
+        data_source=str(settings.raw_dir),
+        data_start=str(split.train["tx_datetime"].min()),
+        data_end=str(split.train["tx_datetime"].max()),
+        data_rows=len(train_set),
+        data_frauds=int(train_set["is_fraud"].sum()),
+        code_version=code_version(),
+    )
+    candidate = CandidateRun(
+        params={**XGBOOST_PARAMS, "num_boost_round": XGBOOST_ROUNDS},
+        metrics=logged_metrics,
+        training_set=train_set,
+        lineage=lineage,
+        checks=checks,
+        report=report,
+    )
     if not all(check.passed for check in checks):
-        log_rejected(settings, params=params, metrics=logged_metrics, training_set=train_set,
-                     lineage=lineage, checks=checks, report=report)
+        log_rejected(settings, candidate)
         raise GateFailed(checks)
     reference = build_reference(test_set, names, scores, settings.reference_max_rows)
-    version = log_and_register(settings, booster, params=params, metrics=logged_metrics,
-                               training_set=train_set, lineage=lineage, checks=checks, report=report,
-                               reference=reference)
-    return TrainingResult(model_name=settings.model_name, version=str(version.version), run_id=version.run_id,
-                          metrics=logged_metrics, checks=checks, n_train=len(train_set), n_test=len(test_set))
+    version = log_and_register(settings, booster, candidate, reference)
+    return TrainingResult(
+        model_name=settings.model_name,
+        version=str(version.version),
+        run_id=version.run_id,
+        metrics=logged_metrics,
+        checks=checks,
+        n_train=len(train_set),
+        n_test=len(test_set),
+    )
 
 
 def _champion_on_holdout(settings: Settings, test_set: pd.DataFrame) -> tuple[str | None, Metrics | None]:
     """The current champion's metrics on the candidate's holdout (None before any champion)."""
-    from training.lifecycle import current_champion
-    from training.register import configure_mlflow
-
-    client = configure_mlflow(settings)
-    version = current_champion(client, settings)
+    version = alias_version(registry_client(settings), settings, CHAMPION)
     if version is None:
         return None, None
     try:
-        champion = mlflow.xgboost.load_model(f"models:/{settings.model_name}@{CHAMPION}")
+        champion = load_booster(settings, version)
     except MlflowException as error:
         raise ValueError(f"the champion v{version} could not be loaded to compare against: {error}") from error
-    absent = [n for n in champion.feature_names if n not in test_set.columns]
+    names = list(champion.feature_names or [])  # the platform only registers boosters that carry them
+    absent = [n for n in names if n not in test_set.columns]
     if absent:
-        raise GateFailed([Check("no_regression", False, None, None,
-                                f"champion v{version} needs features the service no longer offers "
-                                f"({', '.join(absent)}): it cannot be compared on the same holdout")])
-    scores = champion.inplace_predict(test_set[champion.feature_names].astype(np.float64).to_numpy())
+        raise GateFailed(
+            [
+                GateCheck(
+                    "no_regression",
+                    False,
+                    None,
+                    None,
+                    f"champion v{version} needs features the service no longer offers "
+                    f"({', '.join(absent)}): it cannot be compared on the same holdout",
+                )
+            ]
+        )
+    scores = champion.inplace_predict(test_set[names].astype(np.float64).to_numpy())
     return version, evaluate_scores(test_set, scores)

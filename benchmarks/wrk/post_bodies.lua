@@ -1,5 +1,5 @@
--- wrk script of benchmarks/serving.py: POST JSON bodies read from a file, one per line,
--- cycling through them; at the end print one machine-readable line.
+-- wrk script of the serving benchmark (benchmarks/serving/load.py): POST JSON bodies read
+-- from a file, one per line, cycling through them; at the end print one machine-readable line.
 --
 --   wrk -t2 -c8 -d10s --latency http://127.0.0.1:8000/score -s post_bodies.lua -- bodies.jsonl
 --

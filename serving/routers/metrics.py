@@ -13,6 +13,8 @@ router = APIRouter(tags=["monitoring"])
 @router.get("/metrics", include_in_schema=False)
 def metrics(scorer: ScorerDep, scorer_metrics: MetricsDep) -> Response:
     # A plain `def`: the drift results come from Redis, and a scrape must not hold the event loop.
-    collectors = [ModelCollector(lambda: (scorer.model.name, scorer.model.version)),
-                  DriftCollector(scorer.settings, scorer.health_redis)]
+    collectors = [
+        ModelCollector(lambda: (scorer.model.name, scorer.model.version)),
+        DriftCollector(scorer.settings, scorer.health_redis),
+    ]
     return Response(scorer_metrics.exposition(collectors), media_type=CONTENT_TYPE_LATEST)

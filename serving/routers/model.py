@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter
 
+from contracts.registry import VersionTag
 from serving.deps import ScorerDep
 from serving.schemas import ModelInfo
-from training.lifecycle import APPROVED_AT, APPROVED_BY
 
 router = APIRouter(tags=["model"])
 
@@ -13,10 +13,17 @@ router = APIRouter(tags=["model"])
 def model_info(scorer: ScorerDep) -> ModelInfo:
     model = scorer.model
     return ModelInfo(
-        name=model.name, version=model.version, alias=model.alias, run_id=model.run_id,
-        feature_service=scorer.service.name, features=model.feature_names,
-        code_version=model.tags.get("code_version"), data_digest=model.tags.get("data_digest"),
-        data_start=model.tags.get("data_start"), data_end=model.tags.get("data_end"),
-        approved_by=model.tags.get(APPROVED_BY), approved_at=model.tags.get(APPROVED_AT),
+        name=model.name,
+        version=model.version,
+        alias=model.alias,
+        run_id=model.run_id,
+        feature_service=scorer.service.name,
+        features=model.feature_names,
+        code_version=model.tags.get(VersionTag.CODE_VERSION),
+        data_digest=model.tags.get(VersionTag.DATA_DIGEST),
+        data_start=model.tags.get(VersionTag.DATA_START),
+        data_end=model.tags.get(VersionTag.DATA_END),
+        approved_by=model.tags.get(VersionTag.APPROVED_BY),
+        approved_at=model.tags.get(VersionTag.APPROVED_AT),
         loaded_at=model.loaded_at,
     )

@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.settings import Settings
 from data.contract import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, ContractError, InputFileError
 from data.raw_store import IngestResult, RawStore, RawStoreEmpty
-from data.settings import Settings
 
 
 @pytest.fixture
@@ -31,7 +31,9 @@ def labelled() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "transaction_id": np.array([4, 2, 3, 1], dtype="int64"),
-            "tx_datetime": pd.to_datetime(["2024-05-02 10:00", "2024-05-01 09:00", "2024-05-01 09:00", "2024-05-03 00:00"]),
+            "tx_datetime": pd.to_datetime(
+                ["2024-05-02 10:00", "2024-05-01 09:00", "2024-05-01 09:00", "2024-05-03 00:00"]
+            ),
             "customer_id": np.array([7, 8, 7, 9], dtype="int64"),
             "terminal_id": np.array([70, 80, 71, 90], dtype="int64"),
             "tx_amount": [10.0, 250.5, 0.99, 42.0],
@@ -112,7 +114,9 @@ def test_part_is_named_by_content_digest_and_no_temp_file_remains(
     assert other.path.name != result.path.name
 
 
-def test_ingest_of_a_csv_with_a_typo_column_is_rejected(store: RawStore, labelled: pd.DataFrame, tmp_path: Path) -> None:
+def test_ingest_of_a_csv_with_a_typo_column_is_rejected(
+    store: RawStore, labelled: pd.DataFrame, tmp_path: Path
+) -> None:
     path = tmp_path / "typo.csv"
     labelled.rename(columns={"device_id": "devce_id"}).to_csv(path, index=False)
     with pytest.raises(ContractError) as caught:

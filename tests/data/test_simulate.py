@@ -164,8 +164,9 @@ def _book_reference(config: SimulationConfig, terminals_per_day: int, customers_
         tx.loc[hit, "TX_FRAUD_SCENARIO"] = 2
     for day in range(tx.TX_TIME_DAYS.max()):
         compromised_customers = customers.CUSTOMER_ID.sample(n=customers_per_day, random_state=seed_of(day)).values
-        compromised = tx[(tx.TX_TIME_DAYS >= day) & (tx.TX_TIME_DAYS < day + 14)
-                         & tx.CUSTOMER_ID.isin(compromised_customers)]
+        compromised = tx[
+            (tx.TX_TIME_DAYS >= day) & (tx.TX_TIME_DAYS < day + 14) & tx.CUSTOMER_ID.isin(compromised_customers)
+        ]
         index_frauds = random.Random(seed_of(day)).sample(list(compromised.index.values), k=int(len(compromised) / 3))
         tx.loc[index_frauds, "TX_AMOUNT"] = tx.loc[index_frauds, "TX_AMOUNT"] * 5
         tx.loc[index_frauds, "TX_FRAUD"] = 1
@@ -175,8 +176,12 @@ def _book_reference(config: SimulationConfig, terminals_per_day: int, customers_
 
 # 10,000 terminals keep the book's 2 compromised terminals a day; 400 customers scale 3 down to 1.
 REFERENCE = SimulationConfig(
-    n_customers=400, n_terminals=10_000, n_days=40, start_date=datetime.date(2018, 4, 1),
-    with_devices=False, takeovers=False,
+    n_customers=400,
+    n_terminals=10_000,
+    n_days=40,
+    start_date=datetime.date(2018, 4, 1),
+    with_devices=False,
+    takeovers=False,
 )
 # About one terminal per customer in range: many customers draw transactions but cannot pay.
 SPARSE_REFERENCE = dataclasses.replace(REFERENCE, n_terminals=150, n_days=30, seed=3)

@@ -6,8 +6,7 @@ import os
 import subprocess
 import sys
 
-
-from data.settings import FEATURE_REPO_DIR
+from feature_repo.store import FEATURE_REPO_DIR
 from feature_repo.transforms import entity_frame
 from training.dataset import build_training_set
 
@@ -22,12 +21,13 @@ def test_historical_features_come_back_in_entity_order(feature_store, transactio
 
 
 def test_feast_cli_apply_publishes_the_feature_service(feature_store, settings) -> None:
-    env = {**os.environ, **settings.export_feast_env()}
+    env = {**os.environ, **settings.feast_variables()}
     feast = os.path.join(os.path.dirname(sys.executable), "feast")
     result = subprocess.run([feast, "apply"], cwd=FEATURE_REPO_DIR, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    listed = subprocess.run([feast, "feature-services", "list"], cwd=FEATURE_REPO_DIR, env=env,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        [feast, "feature-services", "list"], cwd=FEATURE_REPO_DIR, env=env, capture_output=True, text=True
+    )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert settings.feature_service in listed.stdout
 

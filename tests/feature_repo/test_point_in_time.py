@@ -3,14 +3,13 @@ agreement with an independent Handbook-style computation (pandas rolling windows
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from data.settings import Settings
+from contracts.settings import Settings
 from feature_repo.pipeline import build_offline_tables
 from feature_repo.store import apply_definitions, feature_store
 from training.dataset import build_training_set
@@ -28,26 +27,26 @@ HISTORY = [
     ("B", at(0, 18), 1, 5, 20.00, 0),
     ("C", at(1, 9), 1, 6, 40.50, 0),
     ("D", at(1, 11), 1, 6, 99.99, 0),
-    ("H", at(1, 12), 1, 6, 7.77, 0),      # after D: D must not see it
+    ("H", at(1, 12), 1, 6, 7.77, 0),  # after D: D must not see it
     ("G1", at(7, 9, 3599), 2, 5, 1.00, 0),  # one second before A's label is known
-    ("G2", at(7, 10), 3, 5, 1.00, 0),       # the very second A's label is known
+    ("G2", at(7, 10), 3, 5, 1.00, 0),  # the very second A's label is known
     ("E", at(8, 10), 4, 5, 3.00, 0),
-    ("F", at(8, 12), 5, 5, 4.00, 1),        # after E on the same terminal
+    ("F", at(8, 12), 5, 5, 4.00, 1),  # after E on the same terminal
 ]
 
 
 @pytest.fixture(scope="module")
-def hand_built(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[pd.DataFrame]:
+def hand_built(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> pd.DataFrame:
     """The HISTORY above through the whole pipeline, offline retrieval of every payment."""
-    frame = pd.DataFrame(HISTORY, columns=["transaction_id", "tx_datetime", "customer_id", "terminal_id",
-                                           "tx_amount", "is_fraud"])
+    frame = pd.DataFrame(
+        HISTORY, columns=["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "is_fraud"]
+    )
     tiny = Settings(data_dir=Path(tmp_path_factory.mktemp("hand-built")), redis_url=settings.redis_url)
     build_offline_tables(tiny, frame)
     store = feature_store(tiny)
-    apply_definitions(store)
+    apply_definitions(store, tiny)
     joined = build_training_set(store, store.get_feature_service(tiny.feature_service), frame)
-    yield joined.set_index("transaction_id")
-    settings.export_feast_env()  # back to the session's data dir for the other tests
+    return joined.set_index("transaction_id")
 
 
 def test_payment_never_sees_its_own_state_row(hand_built: pd.DataFrame) -> None:
@@ -91,14 +90,15 @@ def test_terminal_window_is_exact_and_ignores_the_future(hand_built: pd.DataFram
 def handbook_reference(transactions: pd.DataFrame, delay_days: int) -> pd.DataFrame:
     """The book's own definition, by pandas rolling windows over each customer and terminal."""
     out = transactions.sort_values("tx_datetime").set_index("transaction_id", drop=False)
-    for key, group in out.groupby("customer_id"):
+    for _, group in out.groupby("customer_id"):
         series = group.set_index("tx_datetime")["tx_amount"]
         for w in (1, 7, 30):
             count = series.rolling(f"{w}D").count().to_numpy()
             out.loc[group.index, f"customer_id_nb_tx_{w}day_window"] = count
-            out.loc[group.index, f"customer_id_avg_amount_{w}day_window"] = \
+            out.loc[group.index, f"customer_id_avg_amount_{w}day_window"] = (
                 series.rolling(f"{w}D").sum().to_numpy() / count
-    for key, group in out.groupby("terminal_id"):
+            )
+    for _, group in out.groupby("terminal_id"):
         fraud = group.set_index("tx_datetime")["is_fraud"].astype(float)
         nb_delay, fr_delay = fraud.rolling(f"{delay_days}D").count(), fraud.rolling(f"{delay_days}D").sum()
         for w in (1, 7, 30):
@@ -115,8 +115,11 @@ def test_store_features_equal_the_handbook_definition(feature_store, transaction
     sample = window.sample(n=400, random_state=5)
     service = feature_store.get_feature_service(settings.feature_service)
     joined = build_training_set(feature_store, service, sample).set_index("transaction_id")
-    columns = [c for c in reference.columns if c.startswith(("customer_id_", "terminal_id_"))
-               and c not in ("customer_id", "terminal_id")]
+    columns = [
+        c
+        for c in reference.columns
+        if c.startswith(("customer_id_", "terminal_id_")) and c not in ("customer_id", "terminal_id")
+    ]
     assert len(columns) == 12
     expected = reference.loc[joined.index, columns].astype(float)
     np.testing.assert_allclose(joined[columns].astype(float).to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)

@@ -43,8 +43,10 @@ def seconds(day: float) -> int:
 
 
 def test_customer_state_row_holds_the_payment_and_is_stamped_after_it() -> None:
-    history = tx([(0.5, 1, 9, 10.0, 0), (31.0, 1, 9, 20.0, 0), (31.25, 1, 9, 30.0, 0), (1.0, 2, 9, 5.0, 0)],
-                 device=["a", "b", None, "a"])
+    history = tx(
+        [(0.5, 1, 9, 10.0, 0), (31.0, 1, 9, 20.0, 0), (31.25, 1, 9, 30.0, 0), (1.0, 2, 9, 5.0, 0)],
+        device=["a", "b", None, "a"],
+    )
     state = table(customer_state_batches(history)).sort_values("event_timestamp")
     last = state[state["customer_id"] == 1].iloc[-1]
     assert last["event_timestamp"] == T0 + pd.Timedelta(days=31.25) + STATE_STAMP_OFFSET
@@ -58,8 +60,9 @@ def test_customer_state_row_holds_the_payment_and_is_stamped_after_it() -> None:
 def test_online_state_update_equals_the_offline_state_row() -> None:
     history = tx([(0.5, 1, 9, 10.0, 0), (20.0, 1, 9, 20.0, 0), (31.0, 1, 9, 30.0, 0)], device=["a", "a", "b"])
     rows = table(customer_state_batches(history)).sort_values("event_timestamp").reset_index(drop=True)
-    previous = {k: list(rows.loc[1, k]) for k in ("recent_tx_epoch_seconds", "recent_tx_amounts",
-                                                  "recent_tx_device_hashes")}
+    previous = {
+        k: list(rows.loc[1, k]) for k in ("recent_tx_epoch_seconds", "recent_tx_amounts", "recent_tx_device_hashes")
+    }
     online = next_customer_state(previous, seconds(31.0), 30.0, device_hash("b"))
     for key, value in online.items():
         assert value == list(rows.loc[2, key]), key
@@ -70,17 +73,30 @@ def test_terminal_label_rows_are_stamped_when_the_label_is_known() -> None:
     labels = table(terminal_state_batches(history, label_delay_days=7)).sort_values("event_timestamp")
     assert list(labels["event_timestamp"]) == [T0 + pd.Timedelta(days=7.5), T0 + pd.Timedelta(days=9)]
     assert list(labels.iloc[-1]["labelled_tx_frauds"]) == [1, 0]
+    # Each label as the moment it became known: the delay is applied once, here.
+    assert list(labels.iloc[-1]["label_known_epoch_seconds"]) == [seconds(7.5), seconds(9.0)]
 
 
 def test_terminal_label_table_is_empty_without_labels() -> None:
     assert list(terminal_state_batches(tx([(0.5, 1, 5, 10.0, 1)]).drop(columns="is_fraud"), 7)) == []
 
 
-def request(t: float, amount: float, times: list[float], amounts: list[float],
-            hashes: list[int] | None = None, device: int = NO_DEVICE_HASH) -> dict:
-    return {"tx_epoch_seconds": seconds(t), "tx_amount": amount, "device_hash": device,
-            "recent_tx_epoch_seconds": [seconds(d) for d in times], "recent_tx_amounts": amounts,
-            "recent_tx_device_hashes": hashes or [NO_DEVICE_HASH] * len(times)}
+def request(
+    t: float,
+    amount: float,
+    times: list[float],
+    amounts: list[float],
+    hashes: list[int] | None = None,
+    device: int = NO_DEVICE_HASH,
+) -> dict:
+    return {
+        "tx_epoch_seconds": seconds(t),
+        "tx_amount": amount,
+        "device_hash": device,
+        "recent_tx_epoch_seconds": [seconds(d) for d in times],
+        "recent_tx_amounts": amounts,
+        "recent_tx_device_hashes": hashes or [NO_DEVICE_HASH] * len(times),
+    }
 
 
 def test_customer_windows_include_the_current_payment_and_slide() -> None:
@@ -96,9 +112,18 @@ def test_customer_windows_include_the_current_payment_and_slide() -> None:
 
 
 def test_customer_without_state_counts_one_payment() -> None:
-    inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(1.0), "tx_amount": 12.5, "device_hash": 7,
-                            "recent_tx_epoch_seconds": None, "recent_tx_amounts": None,
-                            "recent_tx_device_hashes": None}])
+    inputs = pd.DataFrame(
+        [
+            {
+                "tx_epoch_seconds": seconds(1.0),
+                "tx_amount": 12.5,
+                "device_hash": 7,
+                "recent_tx_epoch_seconds": None,
+                "recent_tx_amounts": None,
+                "recent_tx_device_hashes": None,
+            }
+        ]
+    )
     out = pd.DataFrame(customer_request_features(inputs)).iloc[0]
     assert out["customer_id_nb_tx_30day_window"] == 1
     assert out["customer_id_avg_amount_30day_window"] == pytest.approx(12.5)
@@ -109,11 +134,13 @@ def test_customer_without_state_counts_one_payment() -> None:
 
 def test_request_time_flags_and_device_history() -> None:
     saturday_3am = 1.125  # T0 + 1 day is Saturday; 03:00
-    inputs = pd.DataFrame([
-        request(saturday_3am, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("a")),
-        request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("b")),
-        request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=NO_DEVICE_HASH),
-    ])
+    inputs = pd.DataFrame(
+        [
+            request(saturday_3am, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("a")),
+            request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=device_hash("b")),
+            request(0.75, 10.0, [0.5], [10.0], hashes=[device_hash("a")], device=NO_DEVICE_HASH),
+        ]
+    )
     out = pd.DataFrame(customer_request_features(inputs))
     assert out["tx_during_weekend"].tolist() == [1, 0, 0]
     assert out["tx_during_night"].tolist() == [1, 0, 0]
@@ -124,10 +151,19 @@ def test_request_time_flags_and_device_history() -> None:
 
 
 def test_terminal_windows_sit_behind_the_label_delay() -> None:
-    inputs = pd.DataFrame([{"tx_epoch_seconds": seconds(10.0), "labelled_tx_epoch_seconds":
-                            [seconds(1.5), seconds(2.5), seconds(3.0), seconds(3.5)],
-                            "labelled_tx_frauds": [1, 0, 1, 1]}])
-    out = pd.DataFrame(terminal_request_features(inputs, label_delay_days=7)).iloc[0]
+    # Payments on days 1.5, 2.5, 3.0 and 3.5, labels known 7 days later.
+    history = tx([(1.5, 1, 5, 1.0, 1), (2.5, 2, 5, 1.0, 0), (3.0, 3, 5, 1.0, 1), (3.5, 4, 5, 1.0, 1)])
+    state = table(terminal_state_batches(history, label_delay_days=7)).sort_values("event_timestamp").iloc[-1]
+    inputs = pd.DataFrame(
+        [
+            {
+                "tx_epoch_seconds": seconds(10.0),
+                "label_known_epoch_seconds": list(state["label_known_epoch_seconds"]),
+                "labelled_tx_frauds": list(state["labelled_tx_frauds"]),
+            }
+        ]
+    )
+    out = pd.DataFrame(terminal_request_features(inputs)).iloc[0]
     # Known up to day 3.0 inclusive: day 3.5 is younger than the delay.
     assert out["terminal_id_nb_tx_1day_window"] == 2  # (2.0, 3.0]
     assert out["terminal_id_risk_1day_window"] == pytest.approx(0.5)
@@ -136,8 +172,10 @@ def test_terminal_windows_sit_behind_the_label_delay() -> None:
 
 
 def test_device_profile_counts_customers_seen_before_the_day() -> None:
-    history = tx([(0.5, 1, 5, 1.0, 0), (2.5, 2, 5, 1.0, 0), (2.7, 1, 5, 1.0, 0), (3.5, 3, 5, 1.0, 0)],
-                 device=["dev-a", "dev-a", "dev-a", None])
+    history = tx(
+        [(0.5, 1, 5, 1.0, 0), (2.5, 2, 5, 1.0, 0), (2.7, 1, 5, 1.0, 0), (3.5, 3, 5, 1.0, 0)],
+        device=["dev-a", "dev-a", "dev-a", None],
+    )
     profile = device_profile_table(history)
     at = {row.event_timestamp: row for row in profile.itertuples()}
     assert at[T0 + pd.Timedelta(days=1)].device_nb_customers == 1

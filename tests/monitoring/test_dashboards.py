@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from data.settings import REPO_ROOT, Settings
-from monitoring.alerts import publish
-from monitoring.checks import FEATURE_DRIFT, Check, DriftRun, Window
+from contracts.settings import REPO_ROOT, Settings
+from monitoring.alerts import publish_drift_run
+from monitoring.checks import FEATURE_DRIFT, DriftCheck, DriftRun, Window
 from serving.metrics import DriftCollector, ModelCollector, ScorerMetrics
 
 MONITORING = REPO_ROOT / "monitoring"
@@ -23,12 +23,17 @@ METRIC = re.compile(r"\b(fraud_[a-z_]+)")
 def exported_series(settings: Settings) -> set[str]:
     """Every series name the scorer's /metrics can show, a drift run's included."""
     local = Settings(**{**settings.model_dump(), "drift_results_key": "fraud:test-dashboards:latest"})
-    run = DriftRun(window=Window.ending(datetime.now(timezone.utc), timedelta(hours=24)), model_version="1",
-                   rows=500, reference_rows=1000, other_version_rows=0,
-                   checks=[Check(FEATURE_DRIFT, "amount", "wasserstein_distance_norm", 0.3, 0.1)])
+    run = DriftRun(
+        window=Window.ending(datetime.now(UTC), timedelta(hours=24)),
+        model_version="1",
+        rows=500,
+        reference_rows=1000,
+        other_version_rows=0,
+        checks=[DriftCheck(FEATURE_DRIFT, "amount", "wasserstein_distance_norm", 0.3, 0.1)],
+    )
     client = redis.Redis.from_url(local.redis_url)
     try:
-        publish(local, run)
+        publish_drift_run(local, run)
         metrics = ScorerMetrics()
         metrics.observe_request("/score", "POST", 200, 0.001)
         metrics.decisions.labels("approve").inc()
@@ -72,7 +77,9 @@ def test_prometheus_scrapes_the_compose_scorer_and_loads_the_rules() -> None:
 def test_grafana_provisions_the_dashboard_from_the_mounted_folder() -> None:
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     provider = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "dashboards" / "fraud.yml").read_text())
-    datasource = yaml.safe_load((MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    datasource = yaml.safe_load(
+        (MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     mounts = dict(volume.rsplit(":", 2)[:2] for volume in compose["services"]["grafana"]["volumes"])
     assert mounts["./monitoring/grafana/dashboards"] == provider["providers"][0]["options"]["path"]
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.settings import Settings
-from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT, Check, parse_duration
+from contracts.settings import Settings
+from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT, DriftCheck, parse_duration
 from monitoring.drift import CATEGORICAL_TEST, NUMERIC_TEST, compare, drift_test, reference_frame
 
 FRAUD = str(Path(sys.executable).parent / "fraud")
@@ -22,12 +22,16 @@ ROWS = 4000
 
 def frames(rng: np.random.Generator, rows: int = ROWS) -> pd.DataFrame:
     """Reference-like rows: a continuous input, a flag, and a score."""
-    return pd.DataFrame({"amount": rng.gamma(2.0, 25.0, rows),
-                         "tx_during_night": (rng.random(rows) < 0.2).astype(float),
-                         "risk_score": rng.beta(0.5, 12.0, rows)})
+    return pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 25.0, rows),
+            "tx_during_night": (rng.random(rows) < 0.2).astype(float),
+            "risk_score": rng.beta(0.5, 12.0, rows),
+        }
+    )
 
 
-def fired(checks: list[Check]) -> set[tuple[str, str]]:
+def fired(checks: list[DriftCheck]) -> set[tuple[str, str]]:
     return {(check.kind, check.feature) for check in checks if check.fired}
 
 
@@ -36,15 +40,22 @@ def quiet_settings(settings) -> Settings:
     return Settings(**{**settings.model_dump(), "drift_report_only": []})
 
 
-def run_compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> list[Check]:
+def run_compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> list[DriftCheck]:
     scored = current.copy()
     scored["decision"] = reference_frame(current, settings)["decision"]
     checks, _ = compare(reference_frame(reference, settings), scored, settings)
     return checks
 
 
-@pytest.mark.parametrize(("text", "expected"), [("90m", timedelta(minutes=90)), ("24h", timedelta(hours=24)),
-                                                ("7d", timedelta(days=7)), (" 2H ", timedelta(hours=2))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90m", timedelta(minutes=90)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        (" 2H ", timedelta(hours=2)),
+    ],
+)
 def test_parse_duration_reads_minutes_hours_days(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -118,16 +129,25 @@ def test_a_field_missing_everywhere_alerts_on_missing_values_not_drift(quiet_set
 
 
 def test_drift_command_with_no_traffic_fails_with_a_sentence(settings: Settings, tmp_path: Path) -> None:
-    env = {"FRAUD_DATA_DIR": str(tmp_path), "REDIS_URL": settings.redis_url,
-           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "PATH": str(Path(sys.executable).parent)}
-    done = subprocess.run([FRAUD, "monitor", "drift", "--window", "24h"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        "FRAUD_DATA_DIR": str(tmp_path),
+        "REDIS_URL": settings.redis_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "PATH": str(Path(sys.executable).parent),
+    }
+    done = subprocess.run(
+        [FRAUD, "monitor", "drift", "--window", "24h"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1
     assert "only 0 payments were scored" in done.stderr and "fraud worker" in done.stderr
 
 
 def test_drift_command_rejects_a_bad_window(settings: Settings, tmp_path: Path) -> None:
-    done = subprocess.run([FRAUD, "monitor", "drift", "--window", "soon"], capture_output=True, text=True,
-                          env={"FRAUD_DATA_DIR": str(tmp_path), "PATH": str(Path(sys.executable).parent)},
-                          timeout=120)
+    done = subprocess.run(
+        [FRAUD, "monitor", "drift", "--window", "soon"],
+        capture_output=True,
+        text=True,
+        env={"FRAUD_DATA_DIR": str(tmp_path), "PATH": str(Path(sys.executable).parent)},
+        timeout=120,
+    )
     assert done.returncode == 1 and "not a positive duration like 90m, 24h or 7d" in done.stderr

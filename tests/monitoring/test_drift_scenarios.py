@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import redis
 
-from data.settings import Settings
+from contracts.settings import Settings
 from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT
 from serving.replay import payment_bodies, replay
 from serving.worker import Worker, WorkerConfig
@@ -36,8 +36,13 @@ FRAUD = str(Path(sys.executable).parent / "fraud")
 NUMERIC_THRESHOLD = 0.2
 DEVICE_FEATURES = {"device_nb_customers", "device_age_days", "device_used_by_customer_30day"}
 # The features computed from the payment's amount (feature_repo/definitions.py).
-AMOUNT_FEATURES = {"amount", "amount_over_customer_avg_30day", "customer_id_avg_amount_1day_window",
-                   "customer_id_avg_amount_7day_window", "customer_id_avg_amount_30day_window"}
+AMOUNT_FEATURES = {
+    "amount",
+    "amount_over_customer_avg_30day",
+    "customer_id_avg_amount_1day_window",
+    "customer_id_avg_amount_7day_window",
+    "customer_id_avg_amount_30day_window",
+}
 
 
 @dataclass(frozen=True)
@@ -92,14 +97,17 @@ def run_scenario(settings, feature_store, scenario_scorer, transactions, online_
 
     def run(name: str, change: Callable[[list[dict]], list[dict]]) -> Outcome:
         data_dir = tmp_path_factory.mktemp(f"monitoring-{name}")
-        worker = Worker(Settings(**{**scorer_settings.model_dump(), "data_dir": data_dir}), feature_store, client,
-                        WorkerConfig(consumer=name))
+        worker = Worker(
+            Settings(**{**scorer_settings.model_dump(), "data_dir": data_dir}),
+            feature_store,
+            client,
+            WorkerConfig(consumer=name),
+        )
         snapshot = online_store_keys(client)
         try:
             # The label feed: labels reach the online store as they become known; the
             # terminal features count only labels of payments older than the delay.
-            materialize(feature_store, online_until.to_pydatetime(), day_end.to_pydatetime(),
-                        views=["terminal_labels"])
+            materialize(feature_store, online_until.to_pydatetime(), day_end.to_pydatetime(), views=["terminal_labels"])
             with httpx.Client(base_url=base_url, timeout=60) as http:
                 answers = list(replay(http, worker, change(payment_bodies(live, f"{name}-"))))
             assert len(answers) == len(live)
@@ -107,14 +115,28 @@ def run_scenario(settings, feature_store, scenario_scorer, transactions, online_
             restore_online_store(client, snapshot)
         last_alert = (client.xrevrange(settings.alert_stream, count=1) or [(b"0-0", {})])[0][0]
         env = {**os.environ, "FRAUD_DATA_DIR": str(data_dir), "FRAUD_DRIFT_NUMERIC_THRESHOLD": str(NUMERIC_THRESHOLD)}
-        done = subprocess.run([FRAUD, "monitor", "drift", "--start", online_until.strftime("%Y-%m-%dT%H:%M:%S"),
-                               "--end", day_end.strftime("%Y-%m-%dT%H:%M:%S")],
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [
+                FRAUD,
+                "monitor",
+                "drift",
+                "--start",
+                online_until.strftime("%Y-%m-%dT%H:%M:%S"),
+                "--end",
+                day_end.strftime("%Y-%m-%dT%H:%M:%S"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         summaries = sorted((data_dir / "monitoring" / "drift").glob("*/summary.json"))
         assert len(summaries) == 1, f"expected one summary: {done.stdout}\n{done.stderr}"
         assert summaries[0].with_name("report.html").stat().st_size > 0
-        published = [{k.decode(): v.decode() for k, v in fields.items()}
-                     for _, fields in client.xrange(settings.alert_stream, min=f"({last_alert.decode()}")]
+        published = [
+            {k.decode(): v.decode() for k, v in fields.items()}
+            for _, fields in client.xrange(settings.alert_stream, min=f"({last_alert.decode()}")
+        ]
         return Outcome(done.returncode, json.loads(summaries[0].read_text()), done.stdout + done.stderr, published)
 
     yield run
@@ -131,21 +153,29 @@ def test_clean_traffic_raises_no_alert(clean: Outcome) -> None:
     assert clean.summary["alerts"] == [] and clean.published == []
     assert clean.summary["rows"] > 300 and clean.summary["reference_rows"] > 1000
     checked = {(c["kind"], c["feature"]) for c in clean.summary["checks"]}
-    assert {(FEATURE_DRIFT, "amount"), (PREDICTION_DRIFT, "risk_score"), (DECISION_RATE, "decision=block"),
-            (MISSING_VALUES, "device_age_days")} <= checked
+    assert {
+        (FEATURE_DRIFT, "amount"),
+        (PREDICTION_DRIFT, "risk_score"),
+        (DECISION_RATE, "decision=block"),
+        (MISSING_VALUES, "device_age_days"),
+    } <= checked
 
 
 def test_shifted_amounts_raise_feature_drift_on_amount(run_scenario) -> None:
     # Payments 40 % smaller: the amount (and what is computed from it) moves; too few of
     # the day's payments are large for the decisions to change.
-    outcome = run_scenario("amount", lambda bodies: [{**b, "tx_amount": round(b["tx_amount"] * 0.6, 2)}
-                                                     for b in bodies])
+    outcome = run_scenario(
+        "amount", lambda bodies: [{**b, "tx_amount": round(b["tx_amount"] * 0.6, 2)} for b in bodies]
+    )
     assert outcome.exit_code == 3, outcome.output
     assert outcome.kinds == {FEATURE_DRIFT}
     flagged = outcome.alerting(FEATURE_DRIFT)
     assert "amount" in flagged and flagged <= AMOUNT_FEATURES, flagged
     amount = next(a for a in outcome.summary["alerts"] if a["feature"] == "amount")
-    assert amount["statistic"] == "wasserstein_distance_norm" and amount["value"] > amount["threshold"] == NUMERIC_THRESHOLD
+    assert (
+        amount["statistic"] == "wasserstein_distance_norm"
+        and amount["value"] > amount["threshold"] == NUMERIC_THRESHOLD
+    )
     assert "amount" in outcome.output and "wasserstein_distance_norm" in outcome.output
 
 
@@ -154,8 +184,9 @@ def test_fraud_wave_raises_prediction_and_decision_rate_alerts(run_scenario) -> 
     def fraud_wave(bodies: list[dict]) -> list[dict]:
         rng = np.random.default_rng(29)
         hit = set(rng.choice(len(bodies), size=round(0.29 * len(bodies)), replace=False).tolist())
-        return [{**b, "tx_amount": round(float(rng.uniform(225, 400)), 2)} if i in hit else b
-                for i, b in enumerate(bodies)]
+        return [
+            {**b, "tx_amount": round(float(rng.uniform(225, 400)), 2)} if i in hit else b for i, b in enumerate(bodies)
+        ]
 
     outcome = run_scenario("fraud", fraud_wave)
     assert outcome.exit_code == 3, outcome.output
@@ -186,13 +217,13 @@ def test_device_id_missing_for_28_percent_raises_missing_value_alerts(run_scenar
 
 
 def test_scorer_metrics_show_the_latest_drift_run(run_scenario, scenario_scorer) -> None:
-    outcome = run_scenario("metrics", lambda bodies: [{k: v for k, v in b.items() if k != "device_id"}
-                                                      for b in bodies])
+    outcome = run_scenario("metrics", lambda bodies: [{k: v for k, v in b.items() if k != "device_id"} for b in bodies])
     assert outcome.alerting(MISSING_VALUES) == DEVICE_FEATURES
     _, base_url = scenario_scorer
     text = httpx.get(f"{base_url}/metrics").text
     for feature in DEVICE_FEATURES:
-        assert (f'fraud_drift_alert{{feature="{feature}",kind="missing_values",'
-                f'statistic="missing_share_increase"}} 1.0') in text
+        assert (
+            f'fraud_drift_alert{{feature="{feature}",kind="missing_values",statistic="missing_share_increase"}} 1.0'
+        ) in text
     assert 'fraud_drift_alert{feature="amount",kind="feature_drift",statistic="wasserstein_distance_norm"} 0.0' in text
     assert f"fraud_drift_alerts {float(len(DEVICE_FEATURES))}" in text

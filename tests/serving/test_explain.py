@@ -15,8 +15,11 @@ def booster() -> xgb.Booster:
     x = rng.normal(size=(2000, 6))
     x[rng.uniform(size=x.shape) < 0.05] = np.nan  # missing values take the default branch
     y = ((np.nan_to_num(x[:, 0]) + x[:, 1] ** 2 > 1) ^ (rng.uniform(size=2000) < 0.05)).astype(int)
-    return xgb.train({"objective": "binary:logistic", "max_depth": 5, "tree_method": "exact", "base_score": 0.5},
-                     xgb.DMatrix(x, label=y, missing=np.nan), 30)
+    return xgb.train(
+        {"objective": "binary:logistic", "max_depth": 5, "tree_method": "exact", "base_score": 0.5},
+        xgb.DMatrix(x, label=y, missing=np.nan),
+        30,
+    )
 
 
 def test_contributions_equal_xgboost_approx_contributions(booster: xgb.Booster) -> None:

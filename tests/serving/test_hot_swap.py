@@ -25,8 +25,14 @@ def second_version(settings, feature_store, transactions, trained_model) -> str:
 
 def body(transactions: pd.DataFrame, online_until: pd.Timestamp, customer: int) -> dict:
     tx = transactions[(transactions["tx_datetime"] >= online_until) & (transactions["customer_id"] == customer)].iloc[0]
-    return {"transaction_id": "swap", "tx_datetime": tx["tx_datetime"].isoformat(), "customer_id": int(customer),
-            "terminal_id": int(tx["terminal_id"]), "tx_amount": float(tx["tx_amount"]), "device_id": tx["device_id"]}
+    return {
+        "transaction_id": "swap",
+        "tx_datetime": tx["tx_datetime"].isoformat(),
+        "customer_id": int(customer),
+        "terminal_id": int(tx["terminal_id"]),
+        "tx_amount": float(tx["tx_amount"]),
+        "device_id": tx["device_id"],
+    }
 
 
 class Load:
@@ -54,15 +60,16 @@ class Load:
     def wait_for_version(self, version: str, timeout_s: float = 15) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            recent = [v for _, v, _ in self.results[-LOAD_THREADS * 3:]]
+            recent = [v for _, v, _ in self.results[-LOAD_THREADS * 3 :]]
             if recent and all(v == version for v in recent):
                 return
             time.sleep(0.05)
         raise AssertionError(f"the scorer did not switch to v{version} within {timeout_s} s")
 
 
-def test_promote_and_rollback_under_load_fail_no_request(scorer_url, settings, trained_model, second_version,
-                                                         transactions, online_until, live_customers, http) -> None:
+def test_promote_and_rollback_under_load_fail_no_request(
+    scorer_url, settings, trained_model, second_version, transactions, online_until, live_customers, http
+) -> None:
     load = Load(scorer_url, body(transactions, online_until, live_customers[-2]))
     for thread in load.threads:
         thread.start()
@@ -86,8 +93,9 @@ def test_promote_and_rollback_under_load_fail_no_request(scorer_url, settings, t
     assert http.get("/model").json()["version"] == trained_model.version
 
 
-def test_unreachable_registry_keeps_the_model_and_shows_in_health(scorer_app, registry_link, http, trained_model,
-                                                                 transactions, online_until, live_customers) -> None:
+def test_unreachable_registry_keeps_the_model_and_shows_in_health(
+    scorer_app, registry_link, http, trained_model, transactions, online_until, live_customers
+) -> None:
     registry_link.cut()
     try:
         wait_for_registry(http, "unreachable")

@@ -26,18 +26,27 @@ def probe(transactions, online_until, live_customers) -> pd.Series:
 
 
 def body(tx: pd.Series, **overrides) -> dict:
-    return {"transaction_id": "m-1", "tx_datetime": tx["tx_datetime"].isoformat(),
-            "customer_id": int(tx["customer_id"]), "terminal_id": int(tx["terminal_id"]),
-            "tx_amount": float(tx["tx_amount"]), "device_id": tx["device_id"], **overrides}
+    return {
+        "transaction_id": "m-1",
+        "tx_datetime": tx["tx_datetime"].isoformat(),
+        "customer_id": int(tx["customer_id"]),
+        "terminal_id": int(tx["terminal_id"]),
+        "tx_amount": float(tx["tx_amount"]),
+        "device_id": tx["device_id"],
+        **overrides,
+    }
 
 
 def test_scoring_counts_decisions_scores_and_latency_by_route(http, probe) -> None:
     route = {"route": "/score", "method": "POST", "status": "200"}
-    before = {"requests": sample(http, "fraud_http_request_duration_seconds_count", **route),
-              "scores": sample(http, "fraud_risk_score_count"),
-              "block": sample(http, "fraud_decisions_total", decision="block")}
-    decisions = [http.post("/score", json=body(probe, tx_amount=amount)).json()["decision"]
-                 for amount in (3.0, 5000.0, 4000.0)]
+    before = {
+        "requests": sample(http, "fraud_http_request_duration_seconds_count", **route),
+        "scores": sample(http, "fraud_risk_score_count"),
+        "block": sample(http, "fraud_decisions_total", decision="block"),
+    }
+    decisions = [
+        http.post("/score", json=body(probe, tx_amount=amount)).json()["decision"] for amount in (3.0, 5000.0, 4000.0)
+    ]
     assert sample(http, "fraud_http_request_duration_seconds_count", **route) == before["requests"] + 3
     assert sample(http, "fraud_risk_score_count") == before["scores"] + 3
     assert sample(http, "fraud_decisions_total", decision="block") == before["block"] + decisions.count("block")
@@ -73,8 +82,7 @@ def test_missing_features_are_counted_per_feature(http, probe) -> None:
 
 
 def test_metrics_name_the_serving_model_version(http, trained_model, settings) -> None:
-    assert sample(http, "fraud_model_info", model_name=settings.model_name,
-                  model_version=trained_model.version) == 1.0
+    assert sample(http, "fraud_model_info", model_name=settings.model_name, model_version=trained_model.version) == 1.0
 
 
 def test_metrics_add_up_across_worker_processes(settings, trained_model, online_until, probe) -> None:
@@ -93,8 +101,12 @@ def test_metrics_add_up_across_worker_processes(settings, trained_model, online_
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")}
     env["FRAUD_SCORING_STREAM"] = "fraud:test-metrics:events"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "fraud"), "serve", "--port", str(port),
-                               "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "fraud"), "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             deadline = time.monotonic() + 120
@@ -110,10 +122,15 @@ def test_metrics_add_up_across_worker_processes(settings, trained_model, online_
             requests = 40
             for i in range(requests):
                 # A new connection each time: the kernel spreads them over both workers.
-                assert httpx.post(f"http://127.0.0.1:{port}/score", json=body(probe, transaction_id=f"w-{i}"),
-                                  timeout=10).status_code == 200
-            scrapes = {sample(httpx.Client(base_url=f"http://127.0.0.1:{port}"), "fraud_risk_score_count")
-                       for _ in range(6)}
+                assert (
+                    httpx.post(
+                        f"http://127.0.0.1:{port}/score", json=body(probe, transaction_id=f"w-{i}"), timeout=10
+                    ).status_code
+                    == 200
+                )
+            scrapes = {
+                sample(httpx.Client(base_url=f"http://127.0.0.1:{port}"), "fraud_risk_score_count") for _ in range(6)
+            }
         assert scrapes == {float(requests)}
         # Both workers scored some: their value files are what the scrape added up.
         files = (settings.data_dir / "metrics" / f"serve-{server.pid}").glob("histogram_*.db")

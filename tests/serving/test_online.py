@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -13,9 +13,17 @@ from serving.online import OnlineFeatureReader, StoredFeatures
 
 def test_batch_read_equals_reads_one_by_one(settings, feature_store, transactions, online_until) -> None:
     live = transactions[transactions["tx_datetime"] >= online_until].head(40)
-    entities = [entity_row(tx.customer_id, tx.terminal_id, tx.device_id if isinstance(tx.device_id, str) else None,
-                           tx.tx_datetime, tx.tx_amount) for tx in live.itertuples()]
-    entities.append(entity_row(10**9, 10**9, "never-seen", datetime.now(timezone.utc), 1.0))  # nothing stored
+    entities = [
+        entity_row(
+            tx.customer_id,
+            tx.terminal_id,
+            tx.device_id if isinstance(tx.device_id, str) else None,
+            tx.tx_datetime,
+            tx.tx_amount,
+        )
+        for tx in live.itertuples()
+    ]
+    entities.append(entity_row(10**9, 10**9, "never-seen", datetime.now(UTC), 1.0))  # nothing stored
     service = feature_store.get_feature_service(settings.feature_service)
     reader = OnlineFeatureReader(settings, feature_store, service)
 

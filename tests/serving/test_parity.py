@@ -9,9 +9,9 @@ import time
 import pytest
 import redis
 
+from contracts.events import ScoringEvent, latest_events
 from feature_repo.store import materialize
 from monitoring.skew import skew_report
-from serving.events import ScoringEvent, latest_events
 from serving.worker import WorkerConfig, open_worker
 
 REPLAY_CUSTOMERS = 8
@@ -31,18 +31,26 @@ def wait_for_event(client: redis.Redis, stream: str, transaction_id: str, timeou
 @pytest.fixture(scope="module")
 def replayed(http_session, feature_store, transactions, online_until, live_customers, settings):
     """Every live-day payment of a few customers, scored in time order, with its logged event."""
-    live = transactions[(transactions["tx_datetime"] >= online_until)
-                        & transactions["customer_id"].isin(live_customers[:REPLAY_CUSTOMERS])]
+    live = transactions[
+        (transactions["tx_datetime"] >= online_until)
+        & transactions["customer_id"].isin(live_customers[:REPLAY_CUSTOMERS])
+    ]
     client = redis.Redis.from_url(settings.redis_url)
     worker = open_worker(settings, WorkerConfig(consumer="parity-replay"))
     events = []
     for tx in live.sort_values("tx_datetime").itertuples():
         # The label feed: labels known by this payment's time reach the online store first.
-        materialize(feature_store, online_until.to_pydatetime(), tx.tx_datetime.to_pydatetime(),
-                    views=["terminal_labels"])
-        body = {"transaction_id": tx.transaction_id, "tx_datetime": tx.tx_datetime.isoformat(),
-                "customer_id": int(tx.customer_id), "terminal_id": int(tx.terminal_id),
-                "tx_amount": float(tx.tx_amount), "device_id": tx.device_id}
+        materialize(
+            feature_store, online_until.to_pydatetime(), tx.tx_datetime.to_pydatetime(), views=["terminal_labels"]
+        )
+        body = {
+            "transaction_id": tx.transaction_id,
+            "tx_datetime": tx.tx_datetime.isoformat(),
+            "customer_id": int(tx.customer_id),
+            "terminal_id": int(tx.terminal_id),
+            "tx_amount": float(tx.tx_amount),
+            "device_id": tx.device_id,
+        }
         assert http_session.post("/score", json=body).status_code == 200
         # The worker turns the scoring event into the customer's next state; the next
         # payment of this customer must see it.
@@ -68,8 +76,9 @@ def test_served_features_equal_historical_features(replayed, feature_store, sett
             if served is None:
                 assert stored is None or math.isnan(stored), f"{name}: served missing, offline {stored}"
             else:
-                assert math.isclose(served, float(stored), rel_tol=0, abs_tol=1e-6), \
+                assert math.isclose(served, float(stored), rel_tol=0, abs_tol=1e-6), (
                     f"{name} of {event.transaction['transaction_id']}: served {served}, offline {stored}"
+                )
 
 
 def test_skew_check_finds_no_mismatch_on_the_replay(replayed, feature_store, settings) -> None:
@@ -81,17 +90,18 @@ def test_skew_check_finds_no_mismatch_on_the_replay(replayed, feature_store, set
 
 def test_skew_check_names_a_skewed_feature(replayed, feature_store, settings) -> None:
     _, events = replayed
-    skewed = [ScoringEvent(**{**e.__dict__, "features": {**e.features,
-                                                         "customer_id_avg_amount_7day_window": 0.123}})
-              for e in events[:4]]
-    report = skew_report(feature_store, feature_store.get_feature_service(settings.feature_service),
-                         skewed + events[4:]).set_index("feature")
+    skewed = [
+        ScoringEvent(**{**e.__dict__, "features": {**e.features, "customer_id_avg_amount_7day_window": 0.123}})
+        for e in events[:4]
+    ]
+    report = skew_report(
+        feature_store, feature_store.get_feature_service(settings.feature_service), skewed + events[4:]
+    ).set_index("feature")
     assert report.loc["customer_id_avg_amount_7day_window", "mismatches"] == 4
     assert report.drop("customer_id_avg_amount_7day_window")["mismatches"].sum() == 0
 
 
 def test_latest_events_reads_back_what_was_published(replayed, settings) -> None:
-    _, events = replayed
     client = redis.Redis.from_url(settings.redis_url)
     latest = latest_events(client, settings, count=3)
     client.close()
@@ -105,8 +115,13 @@ def test_skew_check_command_reports_every_feature_and_passes(replayed, settings)
     import sys
     from pathlib import Path
 
-    result = subprocess.run([str(Path(sys.executable).parent / "fraud"), "skew-check", "--sample", "10"],
-                            env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "fraud"), "skew-check", "--sample", "10"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "customer_id_avg_amount_7day_window" in result.stdout
     assert "terminal_id_risk_30day_window" in result.stdout

@@ -14,14 +14,18 @@ def probe(transactions, online_until, live_customers) -> pd.Series:
 
 
 def payload(tx: pd.Series, **overrides) -> dict:
-    body = {"transaction_id": "t-1", "tx_datetime": tx["tx_datetime"].isoformat(),
-            "customer_id": int(tx["customer_id"]), "terminal_id": int(tx["terminal_id"]),
-            "tx_amount": float(tx["tx_amount"]), "device_id": tx["device_id"]}
+    body = {
+        "transaction_id": "t-1",
+        "tx_datetime": tx["tx_datetime"].isoformat(),
+        "customer_id": int(tx["customer_id"]),
+        "terminal_id": int(tx["terminal_id"]),
+        "tx_amount": float(tx["tx_amount"]),
+        "device_id": tx["device_id"],
+    }
     return {**body, **overrides}
 
 
-def test_score_returns_score_decision_reasons_and_model_version(http, probe,
-                                                                  trained_model, settings) -> None:
+def test_score_returns_score_decision_reasons_and_model_version(http, probe, trained_model, settings) -> None:
     response = http.post("/score", json=payload(probe))
     assert response.status_code == 200, response.text
     body = response.json()
@@ -45,24 +49,25 @@ def test_score_decision_follows_thresholds(http, probe, settings) -> None:
 
 
 def test_score_of_unknown_customer_names_the_missing_features(http, probe) -> None:
-    body = http.post("/score", json=payload(probe, customer_id=987654321,
-                                            device_id="never-seen")).json()
+    body = http.post("/score", json=payload(probe, customer_id=987654321, device_id="never-seen")).json()
     assert 0.0 <= body["risk_score"] <= 1.0
     assert {"recent_tx_epoch_seconds", "recent_tx_amounts", "device_age_days"} <= set(body["missing_features"])
     assert not any(name.startswith("labelled_tx") for name in body["missing_features"])
 
 
-@pytest.mark.parametrize("field, value, problem", [
-    ("tx_amount", -1.0, "greater than or equal to 0"),
-    ("tx_amount", "ten", "valid number"),
-    ("customer_id", "12", "valid integer"),
-    ("customer_id", 1.5, "valid integer"),
-    ("tx_datetime", "yesterday", "datetime"),
-    ("terminal_id", None, "valid integer"),
-    ("customer_id", 2**64, "less than or equal to 9223372036854775807"),
-])
-def test_score_rejects_wrongly_typed_or_invalid_fields(http, probe,
-                                                       field, value, problem) -> None:
+@pytest.mark.parametrize(
+    "field, value, problem",
+    [
+        ("tx_amount", -1.0, "greater than or equal to 0"),
+        ("tx_amount", "ten", "valid number"),
+        ("customer_id", "12", "valid integer"),
+        ("customer_id", 1.5, "valid integer"),
+        ("tx_datetime", "yesterday", "datetime"),
+        ("terminal_id", None, "valid integer"),
+        ("customer_id", 2**64, "less than or equal to 9223372036854775807"),
+    ],
+)
+def test_score_rejects_wrongly_typed_or_invalid_fields(http, probe, field, value, problem) -> None:
     response = http.post("/score", json=payload(probe, **{field: value}))
     assert response.status_code == 422
     errors = response.json()["detail"]
@@ -116,13 +121,18 @@ def test_model_endpoint_says_which_version_serves_and_where_it_came_from(http, t
 def test_health_reports_model_online_store_and_registry(http, trained_model) -> None:
     body = http.get("/health").json()
     assert {k: body[k] for k in ("status", "model_version", "online_store", "model_registry")} == {
-        "status": "ok", "model_version": trained_model.version, "online_store": "ok", "model_registry": "ok"}
+        "status": "ok",
+        "model_version": trained_model.version,
+        "online_store": "ok",
+        "model_registry": "ok",
+    }
     assert body["registry_error"] is None
 
 
 def test_batch_scores_in_order_and_agrees_with_single_scoring(http, transactions, online_until, live_customers) -> None:
-    live = transactions[(transactions["tx_datetime"] >= online_until)
-                        & transactions["customer_id"].isin(live_customers[-6:-3])].head(6)
+    live = transactions[
+        (transactions["tx_datetime"] >= online_until) & transactions["customer_id"].isin(live_customers[-6:-3])
+    ].head(6)
     bodies = [payload(tx, transaction_id=f"b-{i}") for i, (_, tx) in enumerate(live.iterrows())]
     # Scoring pushes no state by itself (the worker does), so single and batch see the same features.
     singles = [http.post("/score", json=body).json() for body in bodies]

@@ -12,25 +12,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import redis
 
-from data.settings import Settings
+from contracts.events import ScoringEvent, publish_event
+from contracts.files import TEMP_PREFIX
+from contracts.prediction_log import log_dir
+from contracts.settings import Settings
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, device_hash, next_customer_state
-from monitoring.prediction_log import (
-    BASE_COLUMNS,
-    TEMP_PREFIX,
-    log_dir,
-    plan_batch,
-    prediction_table,
-    read_prediction_log,
-    write_batch,
-)
-from serving.events import ScoringEvent, publish
+from monitoring.prediction_log import read_prediction_log
 from serving.worker import Worker, WorkerConfig
 
 FRAUD = str(Path(sys.executable).parent / "fraud")
@@ -41,6 +34,7 @@ SYNTHETIC_START = pd.Timestamp("2024-03-01T00:00:00Z")
 
 # --- Helpers --------------------------------------------------------------------------------
 
+
 def local_settings(settings: Settings, data_dir: Path, stream: str) -> Settings:
     """The session's settings with a private stream and log folder (the Feast store is shared)."""
     return Settings(**{**settings.model_dump(), "data_dir": data_dir, "scoring_stream": stream})
@@ -50,8 +44,11 @@ def scoring_event(transaction: dict, n: int) -> ScoringEvent:
     """An event as the scorer publishes it, with recognisable values derived from `n`."""
     return ScoringEvent(
         transaction=transaction,
-        features={"amount": float(transaction["tx_amount"]), "customer_id_nb_tx_1day_window": float(n % 5 + 1),
-                  "device_age_days": None if n % 3 == 0 else float(n % 40)},
+        features={
+            "amount": float(transaction["tx_amount"]),
+            "customer_id_nb_tx_1day_window": float(n % 5 + 1),
+            "device_age_days": None if n % 3 == 0 else float(n % 40),
+        },
         risk_score=round((n % 97) / 97, 6),
         decision=("approve", "review", "block")[n % 3],
         model_version=str(1 + n % 2),
@@ -65,28 +62,48 @@ def live_events(transactions: pd.DataFrame, since: pd.Timestamp, customers: list
     live = transactions[(transactions["tx_datetime"] >= since) & transactions["customer_id"].isin(customers)]
     events = []
     for n, tx in enumerate(live.sort_values("tx_datetime").itertuples()):
-        events.append(scoring_event({
-            "transaction_id": tx.transaction_id if isinstance(tx.transaction_id, str) else int(tx.transaction_id),
-            "tx_datetime": tx.tx_datetime.isoformat(), "customer_id": int(tx.customer_id),
-            "terminal_id": int(tx.terminal_id), "tx_amount": float(tx.tx_amount),
-            "device_id": tx.device_id if isinstance(tx.device_id, str) else None}, n))
+        events.append(
+            scoring_event(
+                {
+                    "transaction_id": tx.transaction_id
+                    if isinstance(tx.transaction_id, str)
+                    else int(tx.transaction_id),
+                    "tx_datetime": tx.tx_datetime.isoformat(),
+                    "customer_id": int(tx.customer_id),
+                    "terminal_id": int(tx.terminal_id),
+                    "tx_amount": float(tx.tx_amount),
+                    "device_id": tx.device_id if isinstance(tx.device_id, str) else None,
+                },
+                n,
+            )
+        )
     return events
 
 
 def synthetic_events(n: int, first_customer: int, customers: int, prefix: str) -> list[ScoringEvent]:
     """`n` payments a minute apart (spanning dates) of customers no other test knows."""
-    return [scoring_event({
-        "transaction_id": f"{prefix}-{i}", "tx_datetime": (SYNTHETIC_START + pd.Timedelta(minutes=i)).isoformat(),
-        "customer_id": first_customer + i % customers, "terminal_id": i % 50,
-        "tx_amount": round(5 + (i * 7.31) % 200, 2), "device_id": None if i % 4 == 0 else f"dev-{i % 9}"}, i)
-        for i in range(n)]
+    return [
+        scoring_event(
+            {
+                "transaction_id": f"{prefix}-{i}",
+                "tx_datetime": (SYNTHETIC_START + pd.Timedelta(minutes=i)).isoformat(),
+                "customer_id": first_customer + i % customers,
+                "terminal_id": i % 50,
+                "tx_amount": round(5 + (i * 7.31) % 200, 2),
+                "device_id": None if i % 4 == 0 else f"dev-{i % 9}",
+            },
+            i,
+        )
+        for i in range(n)
+    ]
 
 
 def online_states(store, customers: list[int]) -> dict[int, dict[str, list]]:
-    values = store.get_online_features(features=[f"customer_state:{c}" for c in CUSTOMER_STATE_COLUMNS],
-                                       entity_rows=[{"customer_id": c} for c in customers]).to_dict()
-    return {c: {column: values[column][row] for column in CUSTOMER_STATE_COLUMNS}
-            for row, c in enumerate(customers)}
+    values = store.get_online_features(
+        features=[f"customer_state:{c}" for c in CUSTOMER_STATE_COLUMNS],
+        entity_rows=[{"customer_id": c} for c in customers],
+    ).to_dict()
+    return {c: {column: values[column][row] for column in CUSTOMER_STATE_COLUMNS} for row, c in enumerate(customers)}
 
 
 def folded_states(before: dict[int, dict[str, list]], events: list[ScoringEvent]) -> dict[int, dict[str, list]]:
@@ -95,8 +112,11 @@ def folded_states(before: dict[int, dict[str, list]], events: list[ScoringEvent]
     for event in events:
         tx = event.transaction
         states[tx["customer_id"]] = next_customer_state(
-            states[tx["customer_id"]], int(pd.Timestamp(tx["tx_datetime"]).timestamp()), tx["tx_amount"],
-            device_hash(tx["device_id"]))
+            states[tx["customer_id"]],
+            int(pd.Timestamp(tx["tx_datetime"]).timestamp()),
+            tx["tx_amount"],
+            device_hash(tx["device_id"]),
+        )
     return states
 
 
@@ -122,6 +142,7 @@ def client(settings) -> Iterator[redis.Redis]:
 
 # --- Consuming real live-day events -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def consumed(settings, feature_store, transactions, online_until, live_customers, tmp_path_factory):
     """Real live-day payments of six customers published, then consumed by one worker in small batches."""
@@ -130,11 +151,18 @@ def consumed(settings, feature_store, transactions, online_until, live_customers
     events = live_events(transactions, online_until, customers)
     before = online_states(feature_store, customers)
     client = redis.Redis.from_url(settings.redis_url)
-    stream_ids = [publish(client, local, event) for event in events]
+    stream_ids = [publish_event(client, local, event) for event in events]
     # Batches of 4 split some customers' payments over several batches.
     processed = Worker(local, feature_store, client, WorkerConfig(consumer="live", batch=4)).run(once=True)
-    yield {"settings": local, "events": events, "stream_ids": stream_ids, "before": before,
-           "customers": customers, "processed": processed, "client": client}
+    yield {
+        "settings": local,
+        "events": events,
+        "stream_ids": stream_ids,
+        "before": before,
+        "customers": customers,
+        "processed": processed,
+        "client": client,
+    }
     client.close()
 
 
@@ -150,8 +178,12 @@ def test_consumed_events_are_logged_once_each_with_their_values(consumed) -> Non
         assert (row["customer_id"], row["terminal_id"]) == (tx["customer_id"], tx["terminal_id"])
         assert row["tx_amount"] == tx["tx_amount"]
         assert (row["device_id"] if isinstance(row["device_id"], str) else None) == tx["device_id"]
-        assert (row["risk_score"], row["decision"], row["model_version"], row["latency_ms"]) == \
-            (event.risk_score, event.decision, event.model_version, event.latency_ms)
+        assert (row["risk_score"], row["decision"], row["model_version"], row["latency_ms"]) == (
+            event.risk_score,
+            event.decision,
+            event.model_version,
+            event.latency_ms,
+        )
         assert row["scored_at"] == pd.Timestamp(event.scored_at)
         for name in FEATURES:
             value = event.features[name]
@@ -169,8 +201,7 @@ def test_consumed_events_are_acknowledged(consumed) -> None:
     assert pending(consumed["client"], consumed["settings"].scoring_stream) == 0
 
 
-def test_customer_states_after_the_worker_fold_every_payment_into_the_previous_state(
-        consumed, feature_store) -> None:
+def test_customer_states_after_the_worker_fold_every_payment_into_the_previous_state(consumed, feature_store) -> None:
     expected = folded_states(consumed["before"], consumed["events"])
     actual = online_states(feature_store, consumed["customers"])
     for customer in consumed["customers"]:
@@ -192,6 +223,7 @@ def test_replaying_the_whole_stream_changes_neither_the_log_nor_the_states(consu
 
 # --- Crash points, one at a time ---------------------------------------------------------
 
+
 class Killed(Exception):
     """Stands for the process dying at this point."""
 
@@ -204,6 +236,7 @@ def _after(method: Callable[..., object]) -> Callable[..., None]:
     def run_then_die(*args: object, **kwargs: object) -> None:
         method(*args, **kwargs)
         raise Killed
+
     return run_then_die
 
 
@@ -216,23 +249,29 @@ CRASH_POINTS: dict[str, Callable[[Worker], None]] = {
 
 @pytest.mark.parametrize("crash_point", list(CRASH_POINTS))
 def test_a_worker_dying_mid_batch_loses_nothing_and_logs_nothing_twice_once_another_takes_over(
-        crash_point, settings, feature_store, tmp_path) -> None:
+    crash_point, settings, feature_store, tmp_path
+) -> None:
     k = list(CRASH_POINTS).index(crash_point)
     local = local_settings(settings, tmp_path, f"fraud:test-worker:crash-{k}")
     events = synthetic_events(60, first_customer=9_100_000 + 1000 * k, customers=7, prefix=f"crash{k}")
     customers = sorted({e.transaction["customer_id"] for e in events})
     with redis.Redis.from_url(settings.redis_url) as publisher:
         for event in events:
-            publish(publisher, local, event)
-    dying = Worker(local, feature_store, redis.Redis.from_url(settings.redis_url),
-                   WorkerConfig(consumer="dying", batch=25))
+            publish_event(publisher, local, event)
+    dying = Worker(
+        local, feature_store, redis.Redis.from_url(settings.redis_url), WorkerConfig(consumer="dying", batch=25)
+    )
     dying.ensure_group()
     CRASH_POINTS[crash_point](dying)
     with pytest.raises(Killed):
         dying.process(dying.next_batch(block=False)[1])
     # Another consumer, batches grouped differently, takes over the dead one's pending events.
-    survivor = Worker(local, feature_store, redis.Redis.from_url(settings.redis_url),
-                      WorkerConfig(consumer="survivor", batch=10, claim_idle_s=0))
+    survivor = Worker(
+        local,
+        feature_store,
+        redis.Redis.from_url(settings.redis_url),
+        WorkerConfig(consumer="survivor", batch=10, claim_idle_s=0),
+    )
     assert survivor.run(once=True) == len(events)
     assert_logged_exactly_once(read_prediction_log(local), events)
     assert pending(survivor.client, local.scoring_stream) == 0
@@ -241,16 +280,21 @@ def test_a_worker_dying_mid_batch_loses_nothing_and_logs_nothing_twice_once_anot
 
 
 def test_a_batch_mixing_payments_already_in_the_state_with_new_ones_adds_only_the_new_ones(
-        settings, feature_store, tmp_path) -> None:
+    settings, feature_store, tmp_path
+) -> None:
     local = local_settings(settings, tmp_path, "fraud:test-worker:mixed")
     events = synthetic_events(6, first_customer=9_200_000, customers=1, prefix="mixed")  # one customer
     with redis.Redis.from_url(settings.redis_url) as publisher:
         for event in events:
-            publish(publisher, local, event)
+            publish_event(publisher, local, event)
 
     def worker(name: str, batch: int, **config: float) -> Worker:
-        return Worker(local, feature_store, redis.Redis.from_url(settings.redis_url),
-                      WorkerConfig(consumer=name, batch=batch, **config))
+        return Worker(
+            local,
+            feature_store,
+            redis.Redis.from_url(settings.redis_url),
+            WorkerConfig(consumer=name, batch=batch, **config),
+        )
 
     first, second = worker("first", 3), worker("second", 3)
     first.ensure_group()
@@ -272,14 +316,21 @@ def test_a_batch_mixing_payments_already_in_the_state_with_new_ones_adds_only_th
 
 # --- A real process killed with SIGKILL ---------------------------------------------------------
 
+
 def _entries_read(client: redis.Redis, stream: str) -> int:
     """How many entries the group has been handed so far (re-deliveries not counted)."""
     groups = client.xinfo_groups(stream) if client.exists(stream) else []
     return int(groups[0]["entries-read"] or 0) if groups else 0
 
 
-def _kill_when_writing(process: subprocess.Popen, client: redis.Redis, stream: str, read_before: int,
-                       partition: Path, timeout_s: float = 60) -> None:
+def _kill_when_writing(
+    process: subprocess.Popen,
+    client: redis.Redis,
+    stream: str,
+    read_before: int,
+    partition: Path,
+    timeout_s: float = 60,
+) -> None:
     """SIGKILL the worker the moment it starts writing its first file of `partition`.
 
     Payments are dated in order, so the first batch to reach a new date also holds the end
@@ -308,22 +359,24 @@ def _kill_when_writing(process: subprocess.Popen, client: redis.Redis, stream: s
 
 
 def test_a_worker_killed_with_sigkill_mid_batch_and_restarted_logs_every_event_exactly_once(
-        settings, feature_store, tmp_path, client) -> None:
+    settings, feature_store, tmp_path, client
+) -> None:
     data_dir, stream, total = tmp_path / "data", "fraud:test-worker:sigkill", 3000
     # A private data dir for the log; the Feast registry is copied so the process finds its views.
     shutil.copytree(settings.feast_dir, data_dir / "feast")
     local = local_settings(settings, data_dir, stream)
     events = synthetic_events(total, first_customer=9_000_000, customers=250, prefix="kill")
     for event in events:
-        publish(client, local, event)
+        publish_event(client, local, event)
     env = {**os.environ, "FRAUD_DATA_DIR": str(data_dir), "FRAUD_SCORING_STREAM": stream}
     root = log_dir(local)
 
     def worker(*args: str) -> subprocess.Popen:
         # Output to a file: a pipe nobody reads would fill up and stall the worker.
         with open(tmp_path / "worker.log", "a") as output:
-            return subprocess.Popen([FRAUD, "worker", "--name", "sigkill", *args], env=env,
-                                    stdout=output, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [FRAUD, "worker", "--name", "sigkill", *args], env=env, stdout=output, stderr=subprocess.STDOUT
+            )
 
     # Payment i is at minute i from 2024-03-01 00:00: dates change at payments 1440 and 2880.
     # Batch sizes that do not divide 1440 make a batch straddle midnight; each restart
@@ -342,18 +395,21 @@ def test_a_worker_killed_with_sigkill_mid_batch_and_restarted_logs_every_event_e
     assert online_states(feature_store, customers) == folded_states(empty, events)
 
 
-def test_the_worker_command_finishes_its_batch_and_exits_cleanly_on_sigterm(
-        settings, feature_store, tmp_path) -> None:
+def test_the_worker_command_finishes_its_batch_and_exits_cleanly_on_sigterm(settings, feature_store, tmp_path) -> None:
     data_dir, stream = tmp_path / "data", "fraud:test-worker:sigterm"
     shutil.copytree(settings.feast_dir, data_dir / "feast")
     local = local_settings(settings, data_dir, stream)
     events = synthetic_events(30, first_customer=9_300_000, customers=5, prefix="term")
     with redis.Redis.from_url(settings.redis_url) as client:
         for event in events:
-            publish(client, local, event)
-    process = subprocess.Popen([FRAUD, "worker", "--batch", "10"], text=True, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE,
-                               env={**os.environ, "FRAUD_DATA_DIR": str(data_dir), "FRAUD_SCORING_STREAM": stream})
+            publish_event(client, local, event)
+    process = subprocess.Popen(
+        [FRAUD, "worker", "--batch", "10"],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "FRAUD_DATA_DIR": str(data_dir), "FRAUD_SCORING_STREAM": stream},
+    )
     deadline = time.monotonic() + 60
     while len(read_prediction_log(local)) < len(events) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -369,36 +425,13 @@ def test_the_worker_command_fails_clearly_when_redis_is_unreachable(tmp_path) ->
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = subprocess.run([FRAUD, "worker", "--once"], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-                                 "FRAUD_DATA_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [FRAUD, "worker", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "FRAUD_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode != 0
     assert f"cannot reach Redis at 127.0.0.1:{port}/0" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-# --- Reading the log ------------------------------------------------------------------------
-
-def test_reading_an_empty_log_gives_an_empty_frame_with_the_log_columns_and_types(settings, tmp_path) -> None:
-    log = read_prediction_log(local_settings(settings, tmp_path, "unused"))
-    assert log.empty and tuple(log.columns) == BASE_COLUMNS
-    assert str(log["tx_datetime"].dtype).startswith("datetime64") and str(log["tx_datetime"].dt.tz) == "UTC"
-    assert str(log["scored_at"].dt.tz) == "UTC"
-    assert log["customer_id"].dtype == "int64" and log["risk_score"].dtype == "float64"
-
-
-def test_reading_the_log_filters_by_payment_date(settings, tmp_path) -> None:
-    local = local_settings(settings, tmp_path, "unused")
-    events = synthetic_events(3 * 24 * 60, first_customer=1, customers=3, prefix="range")[::90]  # 3 days
-    write_batch(log_dir(local), plan_batch(prediction_table([(f"{i}-0", e) for i, e in enumerate(events)])))
-    days = [date(2024, 3, 1), date(2024, 3, 2), date(2024, 3, 3)]
-
-    def logged_days(log: pd.DataFrame) -> set[date]:
-        return set(log["tx_datetime"].dt.date)
-
-    assert logged_days(read_prediction_log(local)) == set(days)
-    assert logged_days(read_prediction_log(local, start=days[1])) == set(days[1:])
-    assert logged_days(read_prediction_log(local, end=days[1])) == set(days[:2])
-    assert logged_days(read_prediction_log(local, start="2024-03-02", end="2024-03-02")) == {days[1]}
-    assert read_prediction_log(local, start=date(2024, 4, 1)).empty
-    assert len(read_prediction_log(local)) == len(events)

@@ -13,20 +13,13 @@ import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from data.settings import Settings
-from monitoring.reference import build_reference
-from training.lifecycle import (
-    LifecycleError,
-    approve,
-    audit_trail,
-    current_champion,
-    list_versions,
-    promote,
-    rollback,
-)
-from training.register import Lineage, configure_mlflow, log_and_register
+from contracts.registry import alias_version, registry_client
+from contracts.settings import Settings
+from training.lifecycle import LifecycleError, approve, audit_trail, list_versions, promote, rollback
+from training.reference import build_reference
+from training.register import CandidateRun, Lineage, log_and_register
 from training.report import write_evaluation_report
-from training.validate import Check
+from training.validate import GateCheck
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,10 +29,12 @@ def registry(request, tmp_path: Path, settings: Settings) -> Iterator[Settings]:
     if request.param == "sqlite":
         yield Settings(data_dir=tmp_path, redis_url=settings.redis_url, mlflow_tracking_uri="")
     else:
-        yield Settings(data_dir=tmp_path, redis_url=settings.redis_url,
-                       mlflow_tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
-                       model_name=f"lifecycle_{request.node.name.split('[')[0][-40:]}")
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)  # MLflow's current store is process-wide
+        yield Settings(
+            data_dir=tmp_path,
+            redis_url=settings.redis_url,
+            mlflow_tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
+            model_name=f"lifecycle_{request.node.name.split('[')[0][-40:]}",
+        )
 
 
 def register(settings: Settings, seed: int) -> str:
@@ -48,18 +43,38 @@ def register(settings: Settings, seed: int) -> str:
     names = ["amount", "customer_id_nb_tx_1day_window"]
     frame = pd.DataFrame(rng.uniform(0, 5, size=(200, 2)), columns=names)
     frame["is_fraud"] = (frame["amount"] > 4).astype(int)
-    booster = xgb.train({"objective": "binary:logistic", "seed": seed},
-                        xgb.DMatrix(frame[names], label=frame["is_fraud"], feature_names=names), 3)
-    report = write_evaluation_report(frame, booster.inplace_predict(frame[names].to_numpy()),
-                                     settings.data_dir / f"report-{seed}", title="t", metrics={"auc_roc": 1.0})
-    lineage = Lineage(feature_service="fraud_detection_v1", feature_names=names, data_source="test",
-                      data_start="2024-01-01", data_end="2024-01-31", data_rows=200,
-                      data_frauds=int(frame["is_fraud"].sum()), code_version="test")
-    version = log_and_register(settings, booster, params={"seed": seed}, metrics={"auc_roc": 1.0},
-                               training_set=frame, lineage=lineage,
-                               checks=[Check("t", True, None, None, "ok")], report=report,
-                               reference=build_reference(frame, names, booster.inplace_predict(
-                                   frame[names].to_numpy()), max_rows=1000))
+    booster = xgb.train(
+        {"objective": "binary:logistic", "seed": seed},
+        xgb.DMatrix(frame[names], label=frame["is_fraud"], feature_names=names),
+        3,
+    )
+    report = write_evaluation_report(
+        frame,
+        booster.inplace_predict(frame[names].to_numpy()),
+        settings.data_dir / f"report-{seed}",
+        title="t",
+        metrics={"auc_roc": 1.0},
+    )
+    lineage = Lineage(
+        feature_service="fraud_detection_v1",
+        feature_names=names,
+        data_source="test",
+        data_start="2024-01-01",
+        data_end="2024-01-31",
+        data_rows=200,
+        data_frauds=int(frame["is_fraud"].sum()),
+        code_version="test",
+    )
+    candidate = CandidateRun(
+        params={"seed": seed},
+        metrics={"auc_roc": 1.0},
+        training_set=frame,
+        lineage=lineage,
+        checks=[GateCheck("t", True, None, None, "ok")],
+        report=report,
+    )
+    reference = build_reference(frame, names, booster.inplace_predict(frame[names].to_numpy()), max_rows=1000)
+    version = log_and_register(settings, booster, candidate, reference)
     return str(version.version)
 
 
@@ -67,7 +82,7 @@ def test_unapproved_version_cannot_become_champion(registry: Settings) -> None:
     version = register(registry, 1)
     with pytest.raises(LifecycleError, match="not approved"):
         promote(registry, version, by="ops", reason="try")
-    assert current_champion(configure_mlflow(registry), registry) is None
+    assert alias_version(registry_client(registry), registry) is None
 
 
 def test_approval_records_who_when_and_why(registry: Settings) -> None:
@@ -92,22 +107,26 @@ def test_promote_and_rollback_move_the_alias_and_keep_an_audit_trail(registry: S
     v1, v2, v3 = (register(registry, seed) for seed in (1, 2, 3))
     for version in (v1, v2, v3):
         approve(registry, version, by="alice", note="ok")
-    client = configure_mlflow(registry)
+    client = registry_client(registry)
     promote(registry, v1, by="bob", reason="first")
     promote(registry, v2, by="bob", reason="better")
     promote(registry, v3, by="carol", reason="even better")
-    assert current_champion(client, registry) == v3
+    assert alias_version(client, registry) == v3
     back = rollback(registry, by="dave", reason="alerts")
     assert (back.from_version, back.to_version) == (v3, v2)
-    assert current_champion(client, registry) == v2
+    assert alias_version(client, registry) == v2
     rollback(registry, by="dave", reason="still alerts")
-    assert current_champion(client, registry) == v1
+    assert alias_version(client, registry) == v1
     with pytest.raises(LifecycleError, match="no previous champion"):
         rollback(registry, by="dave", reason="nothing left")
     trail = audit_trail(registry)
     assert [(m.kind, m.by, m.from_version, m.to_version) for m in trail] == [
-        ("promote", "bob", None, v1), ("promote", "bob", v1, v2), ("promote", "carol", v2, v3),
-        ("rollback", "dave", v3, v2), ("rollback", "dave", v2, v1)]
+        ("promote", "bob", None, v1),
+        ("promote", "bob", v1, v2),
+        ("promote", "carol", v2, v3),
+        ("rollback", "dave", v3, v2),
+        ("rollback", "dave", v2, v1),
+    ]
     assert trail[3].reason == "alerts" and trail[3].at
 
 
@@ -142,3 +161,9 @@ def test_version_carries_its_lineage(registry: Settings) -> None:
     dataset_input = run.inputs.dataset_inputs[0]
     assert dataset_input.dataset.digest == tags["data_digest"]
     assert {t.key: t.value for t in dataset_input.tags}["rows"] == "200"
+
+
+def test_registering_leaves_the_process_wide_tracking_uri_as_it_was(registry: Settings) -> None:
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    register(registry, 1)
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before

@@ -22,11 +22,17 @@ def frame(rows: list[tuple[int, float, int]]) -> pd.DataFrame:
 
 
 def test_split_drops_cards_known_compromised_before_each_test_day() -> None:
-    data = frame([
-        (1, 0.5, 1),    # fraud in the training week: card 1 known from the first test day
-        (2, 9.5, 1),    # fraud on delay day 9: known from test day 14 + (9 - 6) = 17 on
-        (1, 14.5, 0), (2, 14.5, 0), (2, 17.5, 0), (3, 15.5, 0), (4, 3.0, 0),
-    ])
+    data = frame(
+        [
+            (1, 0.5, 1),  # fraud in the training week: card 1 known from the first test day
+            (2, 9.5, 1),  # fraud on delay day 9: known from test day 14 + (9 - 6) = 17 on
+            (1, 14.5, 0),
+            (2, 14.5, 0),
+            (2, 17.5, 0),
+            (3, 15.5, 0),
+            (4, 3.0, 0),
+        ]
+    )
     split = handbook_split(data, START)
     assert sorted(split.train["customer_id"]) == [1, 4]
     test = split.test.assign(day=(split.test["tx_datetime"] - pd.Timestamp(START, tz="UTC")).dt.days)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
+import mlflow.xgboost
 import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from training.register import CHAMPION
+from contracts.registry import CHAMPION, fluent_tracking, load_booster
+from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
 from training.train import holdout_split
 
 
@@ -28,13 +31,10 @@ def test_trained_model_is_registered_with_alias_champion(settings, trained_model
 
 
 def test_registered_model_is_stored_in_xgboost_format_and_predicts(settings, trained_model) -> None:
-    import mlflow.xgboost
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    uri = f"models:/{settings.model_name}@{CHAMPION}"
-    booster = mlflow.xgboost.load_model(uri)
+    with fluent_tracking(settings):  # MLflow's own loader, as a user would call it
+        booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}@{CHAMPION}")
+        local = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{trained_model.version}")
     assert isinstance(booster, xgb.Booster)
-    local = mlflow.artifacts.download_artifacts(f"models:/{settings.model_name}/{trained_model.version}")
     mlmodel = open(f"{local}/MLmodel").read()
     assert "model_format: ubj" in mlmodel and "pickle" not in mlmodel
     scores = booster.inplace_predict(np.zeros((3, len(booster.feature_names))))
@@ -50,10 +50,7 @@ def test_model_inputs_are_the_feature_service_features(settings, trained_model) 
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
     path = client.download_artifacts(trained_model.run_id, "feature_service.json")
     logged = json.load(open(path))
-    import mlflow.xgboost
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{trained_model.version}")
+    booster = load_booster(settings, trained_model.version)
     assert logged["feature_service"] == settings.feature_service
     assert booster.feature_names == logged["features"]
 
@@ -71,13 +68,8 @@ def test_holdout_split_rejects_too_short_a_history(transactions) -> None:
 
 
 def test_registered_version_carries_its_monitoring_reference(settings, trained_model) -> None:
-    import mlflow.xgboost
-
-    from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
-
     reference = load_reference(settings, trained_model.version)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    booster = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{trained_model.version}")
+    booster = load_booster(settings, trained_model.version)
     assert feature_columns(reference) == booster.feature_names
     # The holdout's rows: out-of-sample scores, as the model's own on the stored inputs.
     assert len(reference) == trained_model.n_test
@@ -86,7 +78,5 @@ def test_registered_version_carries_its_monitoring_reference(settings, trained_m
 
 
 def test_monitoring_reference_is_refused_for_an_unknown_version(settings) -> None:
-    from monitoring.reference import load_reference
-
     with pytest.raises(ValueError, match="no reference profile"):
         load_reference(settings, "999")

@@ -1,13 +1,17 @@
 """The decision policy: a risk score to approve / review / block, by the configured thresholds.
 
-Its own module because the scorer, the drift job (the reference's decision rates) and the
-benchmarks all apply it, and the latter two should not load the scorer to do so.
+A shared contract: the scorer decides with it, the drift job scores the reference's decision
+rates with today's thresholds, and neither should load the other to do so.
 """
 
 from __future__ import annotations
 
-from data.settings import Settings
-from serving.schemas import Decision
+from typing import Literal
+
+from contracts.settings import Settings
+
+Decision = Literal["approve", "review", "block"]
+DECISIONS: tuple[Decision, ...] = ("approve", "review", "block")
 
 
 def decide(score: float, settings: Settings) -> Decision:

@@ -5,23 +5,29 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pandas as pd
 import redis
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from data.settings import Settings
+from contracts.net import free_port
+from contracts.settings import Settings
+from contracts.transactions import scenario_name
+from fraud.console import console
 
-SCENARIOS = {0: "legitimate", 1: "large amount", 2: "compromised terminal",
-             3: "compromised card", 4: "account takeover"}
+if TYPE_CHECKING:
+    import pandas as pd
+
+app = typer.Typer()
+
 # The simulator is deterministic per seed whatever the dates; with this seed the held-back
 # live day holds payments of every fraud scenario, so the demo can show each one.
 DEMO_SEED = 29
@@ -31,18 +37,25 @@ LEGITIMATE_SAMPLES = 4
 FRAUD_SAMPLES_PER_SCENARIO = 2
 
 
+@app.command()
+def demo() -> None:
+    """Run the whole platform end to end on simulated data and score sample transactions."""
+    run_demo(Settings(), console)
+
+
 def run_demo(settings: Settings, console: Console) -> None:
     """Simulate, ingest, build and publish features, materialise, train, serve and score samples."""
     from data.raw_store import RawStore
     from data.simulate import SimulationConfig, simulate_transactions
     from feature_repo.pipeline import build_offline_tables
-    from feature_repo.store import apply_definitions, feature_store
+    from feature_repo.store import apply_definitions, clear_online_store, feature_store, limit_offline_memory
     from training.lifecycle import approve, promote
     from training.train import train_candidate
 
     settings = _demo_settings(settings)
     with _redis_for_demo(settings, console) as redis_url:
         settings = Settings(**{**settings.model_dump(), "redis_url": redis_url})
+        limit_offline_memory(settings)
         _clear_demo_stream(settings)
         console.print(f"[bold]demo data[/bold] in {settings.data_dir}, Redis at {redis_url}")
 
@@ -50,12 +63,16 @@ def run_demo(settings: Settings, console: Console) -> None:
             transactions = simulate_transactions(SimulationConfig(seed=DEMO_SEED))
         # The last day is held back: those are the "live" payments the scorer will see.
         live_day = transactions["tx_datetime"].max().floor("D")
-        history, live = transactions[transactions["tx_datetime"] < live_day], transactions[transactions["tx_datetime"] >= live_day]
+        history, live = (
+            transactions[transactions["tx_datetime"] < live_day],
+            transactions[transactions["tx_datetime"] >= live_day],
+        )
         incoming = settings.incoming_dir / "transactions.parquet"
         incoming.parent.mkdir(parents=True, exist_ok=True)
         history.to_parquet(incoming, index=False)
-        console.print(f"1/8 simulated {len(transactions):,} transactions; "
-                      f"{int(transactions['is_fraud'].sum()):,} frauds")
+        console.print(
+            f"1/8 simulated {len(transactions):,} transactions; {int(transactions['is_fraud'].sum()):,} frauds"
+        )
 
         with console.status("2/8 checking the contract and ingesting"):
             result = RawStore(settings).ingest_file(incoming)
@@ -67,19 +84,26 @@ def run_demo(settings: Settings, console: Console) -> None:
 
         store = feature_store(settings)
         with console.status("4/8 applying feature definitions (feast apply)"):
-            apply_definitions(store)
+            apply_definitions(store, settings)
         console.print("4/8 applied feature definitions: feature service " + settings.feature_service)
 
         with console.status("5/8 materialising to Redis (feast materialize-incremental)"):
-            store.materialize_incremental(end_date=datetime.now(timezone.utc))
-        console.print("5/8 materialised the latest snapshots to the online store")
+            # An earlier demo's rows would win: Feast skips a write that is not newer than the stored row.
+            cleared = clear_online_store(store, settings)
+            store.materialize_incremental(end_date=datetime.now(UTC))
+        console.print(
+            f"5/8 materialised the latest snapshots to the online store ({cleared:,} rows of an earlier "
+            "run cleared first)"
+        )
 
         with console.status("6/8 training, gating, registering, approving and promoting the model"):
             trained = train_candidate(settings, store, RawStore(settings).load())
             approve(settings, trained.version, by="fraud demo", note="demo run: gate passed on simulated data")
             promote(settings, trained.version, by="fraud demo", reason="demo run")
-        console.print(f"6/8 registered {trained.model_name} v{trained.version}, approved, promoted to champion: "
-                      + ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items()))
+        console.print(
+            f"6/8 registered {trained.model_name} v{trained.version}, approved, promoted to champion: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in trained.metrics.items())
+        )
 
         with _scorer_process(settings, console) as base_url:
             answers = _replay_live_day(base_url, settings, live, console)
@@ -87,35 +111,43 @@ def run_demo(settings: Settings, console: Console) -> None:
         _monitor(settings, live_day, console)
 
 
-def _replay_live_day(base_url: str, settings: Settings, live: pd.DataFrame, console: Console) -> dict[str, dict]:
+def _replay_live_day(
+    base_url: str, settings: Settings, live: pd.DataFrame, console: Console
+) -> dict[str, dict[str, Any]]:
     """Every live-day payment scored over HTTP, while the worker logs them and updates customer states."""
     from rich.progress import Progress
 
-    from monitoring.prediction_log import log_dir
+    from contracts.prediction_log import log_dir
     from serving.replay import payment_bodies, replay
     from serving.worker import WorkerConfig, open_worker
 
     worker = open_worker(settings, WorkerConfig(consumer="demo"))
-    answers: dict[str, dict] = {}
+    answers: dict[str, dict[str, Any]] = {}
     with httpx.Client(base_url=base_url, timeout=60) as client, Progress(console=console, transient=True) as bar:
         task = bar.add_task("scoring the live day (POST /score/batch, worker between waves)", total=len(live))
         for answer in replay(client, worker, payment_bodies(live)):
             answers[str(answer["transaction_id"])] = answer
             bar.advance(task)
-    console.print(f"scored {len(answers):,} live-day payments over HTTP; the worker logged them under "
-                  f"{log_dir(settings)} and pushed each customer's next state")
+    console.print(
+        f"scored {len(answers):,} live-day payments over HTTP; the worker logged them under "
+        f"{log_dir(settings)} and pushed each customer's next state"
+    )
     return answers
 
 
 def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> None:
     """The drift job over the live day: served features and scores against the training reference."""
+    import pandas as pd
+
     from monitoring.checks import Window
     from monitoring.drift import run_drift
 
     with console.status("8/8 drift: the live day against the model's training reference (Evidently)"):
         run = run_drift(settings, Window(live_day.to_pydatetime(), (live_day + pd.Timedelta(days=1)).to_pydatetime()))
-    console.print(f"8/8 drift job: {run.rows:,} served payments against {run.reference_rows:,} reference rows, "
-                  f"{len(run.checks)} checks, {len(run.alerts)} alerts; report {run.html_path}")
+    console.print(
+        f"8/8 drift job: {run.rows:,} served payments against {run.reference_rows:,} reference rows, "
+        f"{len(run.checks)} checks, {len(run.alerts)} alerts; report {run.html_path}"
+    )
     for check in run.alerts:
         console.print(f"    alert: {check.message()}")
 
@@ -126,8 +158,14 @@ def _demo_settings(settings: Settings) -> Settings:
     demo_dir = settings.data_dir / "demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
-    return Settings(**{**settings.model_dump(), "data_dir": demo_dir, "mlflow_tracking_uri": tracking,
-                       "scoring_stream": DEMO_STREAM})
+    return Settings(
+        **{
+            **settings.model_dump(),
+            "data_dir": demo_dir,
+            "mlflow_tracking_uri": tracking,
+            "scoring_stream": DEMO_STREAM,
+        }
+    )
 
 
 def _clear_demo_stream(settings: Settings) -> None:
@@ -155,8 +193,10 @@ def _redis_for_demo(settings: Settings, console: Console) -> Iterator[str]:
 
     server = ValkeyServer()
     server.start()
-    console.print(f"no Redis answered at {settings.redis_url}: started an embedded Valkey server "
-                  f"for this demo at {server.connection_url}")
+    console.print(
+        f"no Redis answered at {settings.redis_url}: started an embedded Valkey server "
+        f"for this demo at {server.connection_url}"
+    )
     try:
         yield f"{server.connection_url}/0"
     finally:
@@ -166,10 +206,15 @@ def _redis_for_demo(settings: Settings, console: Console) -> Iterator[str]:
 @contextlib.contextmanager
 def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
     """Start `fraud serve` in its own process and stop it on the way out."""
-    port = _free_port()
-    env = {**os.environ, "FRAUD_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url,
-           "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri, "FRAUD_SCORING_STREAM": settings.scoring_stream}
-    process = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port)], env=env)
+    port = free_port()
+    env = {
+        **os.environ,
+        "FRAUD_DATA_DIR": str(settings.data_dir),
+        "REDIS_URL": settings.redis_url,
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "FRAUD_SCORING_STREAM": settings.scoring_stream,
+    }
+    process = subprocess.Popen([sys.executable, "-m", "fraud", "serve", "--port", str(port)], env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         with console.status("7/8 starting the scorer"):
@@ -179,12 +224,6 @@ def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -201,6 +240,8 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: flo
 
 def _pick_samples(live: pd.DataFrame) -> pd.DataFrame:
     """A few legitimate payments and a few of each fraud scenario present in the live day."""
+    import pandas as pd
+
     parts = [live[live["fraud_scenario"] == 0].sample(n=min(LEGITIMATE_SAMPLES, len(live)), random_state=0)]
     for scenario in sorted(set(live["fraud_scenario"]) - {0}):
         frauds = live[live["fraud_scenario"] == scenario]
@@ -208,14 +249,20 @@ def _pick_samples(live: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts)
 
 
-def _sample_table(samples: pd.DataFrame, answers: dict[str, dict]) -> Table:
+def _sample_table(samples: pd.DataFrame, answers: dict[str, dict[str, Any]]) -> Table:
     table = Table(title="Scored over HTTP: POST /score/batch (a few of the live day's payments)", show_lines=False)
     for column in ("transaction", "truth", "amount", "risk", "decision", "top reason", "model"):
         table.add_column(column, justify="right" if column in ("amount", "risk") else "left")
     for tx in samples.itertuples():
         answer = answers[str(tx.transaction_id)]
         reason = answer["reasons"][0]["description"] if answer["reasons"] else "-"
-        table.add_row(str(tx.transaction_id), SCENARIOS.get(int(tx.fraud_scenario), "?"),
-                      f"{tx.tx_amount:.2f}", f"{answer['risk_score']:.3f}", answer["decision"],
-                      reason, f"v{answer['model_version']}")
+        table.add_row(
+            str(tx.transaction_id),
+            scenario_name(int(tx.fraud_scenario)),
+            f"{tx.tx_amount:.2f}",
+            f"{answer['risk_score']:.3f}",
+            answer["decision"],
+            reason,
+            f"v{answer['model_version']}",
+        )
     return table

@@ -6,7 +6,6 @@ through environment variables (REDIS_URL, MLFLOW_TRACKING_URI, FRAUD_DATA_DIR, .
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -14,7 +13,6 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
 
 
 class Settings(BaseSettings):
@@ -49,18 +47,22 @@ class Settings(BaseSettings):
     scoring_stream_maxlen: int = Field(default=2_000_000, ge=1000)
     # Monitoring (monitoring/drift.py): a statistic past its threshold raises an alert.
     drift_numeric_threshold: float = Field(
-        default=0.1, gt=0.0, description="Wasserstein distance in reference standard deviations")
+        default=0.1, gt=0.0, description="Wasserstein distance in reference standard deviations"
+    )
     drift_categorical_threshold: float = Field(
-        default=0.1, gt=0.0, le=1.0, description="Jensen-Shannon distance, for flags and few-valued features")
+        default=0.1, gt=0.0, le=1.0, description="Jensen-Shannon distance, for flags and few-valued features"
+    )
     # Shown in the report, never alerting, because they move with the calendar: a 24-hour
     # window is all weekend or none of it, and while a history is young (every device is
     # new when the data starts) every device's age grows by a day each day.
     drift_report_only: list[str] = Field(default=["tx_during_weekend", "device_age_days"])
     prediction_drift_threshold: float = Field(default=0.1, gt=0.0, description="as drift_numeric_threshold")
     decision_rate_max_change: float = Field(
-        default=0.05, gt=0.0, le=1.0, description="largest change in any decision's share of payments")
+        default=0.05, gt=0.0, le=1.0, description="largest change in any decision's share of payments"
+    )
     missing_rate_max_increase: float = Field(
-        default=0.05, gt=0.0, le=1.0, description="largest rise in a feature's share of missing values")
+        default=0.05, gt=0.0, le=1.0, description="largest rise in a feature's share of missing values"
+    )
     drift_min_rows: int = Field(default=200, ge=1, description="fewer served payments give no verdict")
     reference_max_rows: int = Field(default=100_000, ge=1000)
     alert_stream: str = "fraud:alerts"
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
     drift_results_key: str = "fraud:monitoring:latest-drift"
 
     @model_validator(mode="after")
-    def _resolve(self) -> "Settings":
+    def _resolve(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         if not self.mlflow_tracking_uri:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
@@ -117,11 +119,13 @@ class Settings(BaseSettings):
             parts.append("ssl=true")
         return ",".join(parts)
 
-    def export_feast_env(self) -> dict[str, str]:
-        """Variables that feature_repo/feature_store.yaml expands; set them before Feast loads it."""
-        env = {
-            "FRAUD_DATA_DIR": str(self.data_dir),
-            "FRAUD_FEAST_REDIS": self.feast_redis_connection,
-        }
-        os.environ.update(env)
-        return env
+    @property
+    def redis_location(self) -> str:
+        """host:port/db of the Redis in use, without credentials (for messages)."""
+        url = urlparse(self.redis_url)
+        return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}/{self.redis_db}"
+
+    def feast_variables(self) -> dict[str, str]:
+        """The variables feature_repo/feature_store.yaml expands: what Feast's own CLI needs in its
+        environment (`fraud env` prints them), and what the platform substitutes itself."""
+        return {"FRAUD_DATA_DIR": str(self.data_dir), "FRAUD_FEAST_REDIS": self.feast_redis_connection}

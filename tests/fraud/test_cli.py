@@ -25,9 +25,15 @@ def fraud(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProce
 
 def test_ingest_rejects_a_broken_file_with_a_report_and_stores_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    pd.DataFrame({"transaction_id": [1, 2, 2], "tx_datetime": ["2024-01-01T10:00:00"] * 3,
-                  "customer_id": [1, 2, 3], "terminal_id": [4, 5, 6],
-                  "tx_amount": [10.0, -5.0, 3.0]}).to_csv(bad, index=False)
+    pd.DataFrame(
+        {
+            "transaction_id": [1, 2, 2],
+            "tx_datetime": ["2024-01-01T10:00:00"] * 3,
+            "customer_id": [1, 2, 3],
+            "terminal_id": [4, 5, 6],
+            "tx_amount": [10.0, -5.0, 3.0],
+        }
+    ).to_csv(bad, index=False)
     result = fraud("ingest", str(bad), data_dir=tmp_path / "store")
     assert result.returncode != 0
     assert "non_negative" in result.stderr and "unique" in result.stderr
@@ -37,8 +43,15 @@ def test_ingest_rejects_a_broken_file_with_a_report_and_stores_nothing(tmp_path:
 
 def test_ingest_accepts_a_clean_file(tmp_path: Path) -> None:
     good = tmp_path / "good.parquet"
-    pd.DataFrame({"transaction_id": ["a", "b"], "tx_datetime": pd.to_datetime(["2024-01-01", "2024-01-02"]),
-                  "customer_id": [1, 2], "terminal_id": [4, 5], "tx_amount": [10.0, 0.0]}).to_parquet(good)
+    pd.DataFrame(
+        {
+            "transaction_id": ["a", "b"],
+            "tx_datetime": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "customer_id": [1, 2],
+            "terminal_id": [4, 5],
+            "tx_amount": [10.0, 0.0],
+        }
+    ).to_parquet(good)
     result = fraud("ingest", str(good), data_dir=tmp_path / "store")
     assert result.returncode == 0, result.stderr
     assert "stored 2 transactions" in result.stdout
