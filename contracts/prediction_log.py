@@ -28,14 +28,8 @@ import pyarrow as pa
 
 from contracts.events import ScoringEvent
 from contracts.settings import Settings
-from contracts.transactions import (
-    ContractColumn,
-    Transaction,
-    arrow_schema,
-    column_of_kind,
-    contract_columns,
-    utc_timestamp,
-)
+from contracts.tables import arrow_schema, utc_timestamp
+from contracts.transactions import ContractColumn, Transaction, column_of_kind, contract_columns
 
 LOG_DIRNAME = "predictions"
 PARTITION_PREFIX = "date="

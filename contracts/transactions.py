@@ -5,38 +5,25 @@ columns a raw file may add to it. Each field says, with its `Column`, how the co
 check reads it and whether it may hold nulls; its pydantic annotation says what the
 scoring API accepts. Everything else is derived from these two classes, never written out
 again: the contract check and normalisation (data/contract.py), the raw store's Arrow
-schema (data/raw_store.py), the payment inside a scoring event (contracts/events.py), the
-prediction log's payment columns (contracts/prediction_log.py) and request bodies built
-from raw rows (`request_body`). Adding a field to `Transaction` adds a column to each.
+schema and request bodies built from raw rows (contracts/tables.py), the payment inside
+a scoring event (contracts/events.py) and the prediction log's payment columns
+(contracts/prediction_log.py). Adding a field to `Transaction` adds a column to each.
+Only pydantic here: the scorer's request model loads nothing more.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 INT64_MAX = 2**63 - 1  # ids are int64 in Feast's keys, the log and the events
 
 ColumnKind = Literal["id", "timestamp", "integer", "amount", "text", "label"]
-
-# How each kind of column is stored (raw store parts; the prediction log keeps microseconds).
-ARROW_TYPES: dict[ColumnKind, pa.DataType] = {
-    "id": pa.string(),  # integer ids are kept as their text: one key type whatever the file had
-    "timestamp": pa.timestamp("ns", tz="UTC"),
-    "integer": pa.int64(),
-    "amount": pa.float64(),
-    "text": pa.string(),
-    "label": pa.int64(),
-}
 
 
 @dataclass(frozen=True)
@@ -55,10 +42,6 @@ class ContractColumn:
     kind: ColumnKind
     required: bool  # must be present in every file (optional columns may be absent)
     nullable: bool  # may hold nulls where present
-
-    @property
-    def arrow_type(self) -> pa.DataType:
-        return ARROW_TYPES[self.kind]
 
 
 Identifier = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]
@@ -152,36 +135,6 @@ def column_of_kind(kind: ColumnKind, columns: Sequence[ContractColumn] | None = 
     return names[0]
 
 
-def arrow_schema(columns: Sequence[ContractColumn], time_unit: str = "ns") -> pa.Schema:
-    """Columns as stored: the raw store keeps nanoseconds, the prediction log microseconds."""
-    return pa.schema(
-        [
-            pa.field(c.name, pa.timestamp(time_unit, tz="UTC") if c.kind == "timestamp" else c.arrow_type)
-            for c in columns
-        ]
-    )
-
-
 def as_utc(value: datetime) -> datetime:
     """A datetime in UTC; a naive one is read as UTC (the contract's rule)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def utc_timestamp(value: object) -> pd.Timestamp:
-    """A timestamp (datetime, text or number of pandas) in UTC; a naive one is read as UTC."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
-def request_body(row: Mapping[str, object], model: type[Transaction] = Transaction) -> dict[str, object]:
-    """The scoring request (JSON) for one raw-contract row: its payment columns that hold a value."""
-    body: dict[str, object] = {}
-    for column in contract_columns(model):
-        value = row.get(column.name)
-        if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if column.kind == "timestamp":
-            body[column.name] = utc_timestamp(value).isoformat()
-        else:
-            body[column.name] = value.item() if isinstance(value, np.generic) else value  # JSON needs Python scalars
-    return body

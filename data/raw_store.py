@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 
 from contracts.files import write_parquet_atomically
 from contracts.settings import Settings
-from contracts.transactions import arrow_schema, raw_columns
+from contracts.tables import arrow_schema
+from contracts.transactions import raw_columns
 from data.contract import (
     CONTRACT_COLUMNS,
     ID_COLUMN,

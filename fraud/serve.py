@@ -97,7 +97,8 @@ def score_file(
     import pandas as pd
     from rich.progress import Progress
 
-    from contracts.transactions import label_columns, request_body
+    from contracts.tables import request_body
+    from contracts.transactions import label_columns
     from data.contract import ContractError, InputFileError, read_transactions_file, validate
     from feature_repo.store import feature_store
     from serving.model import load_model

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from contracts.prediction_log import BASE_COLUMNS, BASE_SCHEMA, PART_GLOB, TIME_COLUMN, log_dir, partitions
 from contracts.settings import Settings
-from contracts.transactions import utc_timestamp
+from contracts.tables import utc_timestamp
 
 
 def read_prediction_log(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pandas as pd
 
-from contracts.transactions import request_body
+from contracts.tables import request_body
 from serving.schemas import MAX_BATCH
 from serving.worker import Worker
 

@@ -83,7 +83,7 @@ from contracts.events import ScoringEvent
 from contracts.files import remove_stale_temp_files, write_parquet_atomically
 from contracts.prediction_log import LogFile, log_dir, payment_day, plan_batch, prediction_table
 from contracts.settings import Settings
-from contracts.transactions import utc_timestamp
+from contracts.tables import utc_timestamp
 from feature_repo.store import feature_store, push_customer_states
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, STATE_STAMP_OFFSET, entity_row, next_customer_state
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks.support.errors import SetupError
 from contracts.settings import REPO_ROOT
-from contracts.transactions import request_body
+from contracts.tables import request_body
 from feature_repo.transforms import entity_row
 
 FEATURE_SERVICE = "fraud_detection_v1"

@@ -13,17 +13,15 @@ from pydantic import Field, ValidationError
 
 from contracts.events import payment_record
 from contracts.prediction_log import base_schema
+from contracts.tables import ARROW_TYPES, arrow_schema, request_body, utc_timestamp
 from contracts.transactions import (
     Column,
     Transaction,
-    arrow_schema,
     as_utc,
     column_names,
     contract_columns,
     label_columns,
     raw_columns,
-    request_body,
-    utc_timestamp,
 )
 from data.contract import check_contract, normalize
 
@@ -94,7 +92,7 @@ def test_raw_columns_are_the_payment_then_the_labels_with_their_rules() -> None:
         "tx_amount",
     ]
     assert columns["device_id"].nullable and not columns["is_fraud"].nullable and not columns["is_fraud"].required
-    assert columns["is_fraud"].kind == "label" and columns["transaction_id"].arrow_type == pa.string()
+    assert columns["is_fraud"].kind == "label" and ARROW_TYPES[columns["transaction_id"].kind] == pa.string()
 
 
 def test_a_field_without_its_column_kind_is_refused() -> None:
