@@ -23,6 +23,8 @@ class DriftCheckResult(TypedDict):
     reference_value: float | None
     current_value: float | None
     alerting: bool  # False: shown, never alerting (FRAUD_DRIFT_REPORT_ONLY)
+    floor: float | None  # the configured distance; the threshold is the larger of it and `chance`
+    chance: float | None  # what clean windows of this size reach by chance (monitoring/calibration.py)
     fired: bool
 
 

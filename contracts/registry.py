@@ -35,7 +35,8 @@ MONITORING_EXPERIMENT = "fraud-monitoring"
 MODEL_ARTIFACT = "model"  # log_model(name=...): XGBoost's own ubj format
 REFERENCE_ARTIFACT_DIR = "reference"
 REFERENCE_ARTIFACT_FILE = "reference.parquet"
-REFERENCE_SCORE_COLUMN = "risk_score"  # the reference profile's score; every other column is a model input
+REFERENCE_SCORE_COLUMN = "risk_score"  # the reference profile's score
+REFERENCE_TIME_COLUMN = "tx_datetime"  # when each reference payment was made; every other column is a model input
 
 
 class VersionTag:
@@ -60,13 +61,16 @@ AUDIT_TAG_PREFIX = "alias_audit."
 
 _URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
-# What a registry that is down or unreachable raises (HTTP server, SQL store, file store).
-REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError, OSError)
-
 
 def registry_client(settings: Settings) -> MlflowClient:
-    """A client of the settings' tracking store and model registry (the same URI for both)."""
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    """A client of the settings' tracking store and model registry (the same URI for both).
+
+    A SQL store is reached as the client is made: a registry that is down fails here.
+    """
+    try:
+        return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+    except (MlflowException, SQLAlchemyError, OSError) as error:
+        raise RegistryUnavailable.of(settings, error) from error
 
 
 def experiment_id(client: MlflowClient, settings: Settings, name: str) -> str:
@@ -83,12 +87,46 @@ def experiment_id(client: MlflowClient, settings: Settings, name: str) -> str:
     return str(client.create_experiment(name, artifact_location=location))
 
 
+class RegistryUnavailable(RuntimeError):
+    """The registry failed (down, unreachable, refused): never to be read as "nothing there"."""
+
+    @classmethod
+    def of(cls, settings: Settings, error: Exception) -> RegistryUnavailable:
+        if isinstance(error, RegistryUnavailable):
+            return error  # already said
+        first_line = (str(error).splitlines() or [type(error).__name__])[0][:300]
+        return cls(
+            f"the model registry at {settings.registry_location} failed ({first_line}); "
+            "check that it is up and that MLFLOW_TRACKING_URI points at it, then try again"
+        )
+
+
+# What a registry that is down or unreachable raises (HTTP server, SQL store, file store, or
+# this module once it has said so in a sentence).
+REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError, OSError, RegistryUnavailable)
+
+
+def is_absent(error: MlflowException) -> bool:
+    """Whether a registry error says that what was asked for does not exist, and nothing else.
+
+    A missing model or version is RESOURCE_DOES_NOT_EXIST; a missing alias, MLflow reports as
+    INVALID_PARAMETER_VALUE "Registered model alias ... not found".
+    """
+    code = error.error_code
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in error.message)
+
+
 def alias_version(client: MlflowClient, settings: Settings, alias: str = CHAMPION) -> str | None:
-    """The version an alias points at, or None when it points nowhere yet."""
+    """The version an alias points at, None when it points nowhere yet; RegistryUnavailable when
+    the registry cannot tell (a failure never reads as "no champion")."""
     try:
         return str(client.get_model_version_by_alias(settings.model_name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if is_absent(error):
+            return None
+        raise RegistryUnavailable.of(settings, error) from error
+    except REGISTRY_ERRORS as error:
+        raise RegistryUnavailable.of(settings, error) from error
 
 
 def load_booster(settings: Settings, version: str) -> xgb.Booster:

@@ -64,7 +64,14 @@ class Settings(BaseSettings):
         default=0.05, gt=0.0, le=1.0, description="largest rise in a feature's share of missing values"
     )
     drift_min_rows: int = Field(default=200, ge=1, description="fewer served payments give no verdict")
+    # The chance level of each drift check (monitoring/calibration.py): clean windows of the
+    # window's size drawn from the reference; 0 resamples: the configured floors alone.
+    drift_calibration_resamples: int = Field(default=200, ge=0)
+    drift_chance_margin: float = Field(default=1.5, gt=0.0, description="times the largest clean resample's statistic")
     reference_max_rows: int = Field(default=100_000, ge=1000)
+    # Days of the training period whose inputs (without scores) the reference adds before the
+    # holdout: how much one week's inputs differ from another's (monitoring/calibration.py).
+    reference_context_days: int = Field(default=7, ge=0)
     alert_stream: str = "fraud:alerts"
     alert_stream_maxlen: int = Field(default=100_000, ge=100)
     drift_results_key: str = "fraud:monitoring:latest-drift"
@@ -118,6 +125,14 @@ class Settings(BaseSettings):
         if url.scheme == "rediss":
             parts.append("ssl=true")
         return ",".join(parts)
+
+    @property
+    def registry_location(self) -> str:
+        """MLFLOW_TRACKING_URI without its password (for messages)."""
+        url = urlparse(self.mlflow_tracking_uri)
+        if not url.password:
+            return self.mlflow_tracking_uri
+        return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@")).geturl()
 
     @property
     def redis_location(self) -> str:

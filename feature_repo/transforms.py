@@ -27,7 +27,7 @@ import itertools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -378,6 +378,17 @@ def entity_frame(transactions: pd.DataFrame) -> pd.DataFrame:
             "device_hash": device_hashes(transactions),
         }
     )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def event_micros(tx_datetime: datetime) -> int:
+    """A payment's time in microseconds since the epoch: the resolution of Feast's offline join
+    (`entity_frame` floors to it), at which both paths compare state stamps with the TTL."""
+    aware = tx_datetime if tx_datetime.tzinfo is not None else tx_datetime.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MICROSECOND
 
 
 def entity_row(

@@ -28,6 +28,7 @@ def train() -> None:
 
     Registering does not deploy: approve the version, then promote it (`fraud model`).
     """
+    from contracts.registry import RegistryUnavailable
     from feature_repo.store import feature_store, limit_offline_memory
     from training.train import train_candidate
     from training.validate import GateFailed
@@ -41,7 +42,7 @@ def train() -> None:
     except GateFailed as error:
         _print_checks(error.checks)
         fail(str(error))
-    except ValueError as error:
+    except (ValueError, RegistryUnavailable) as error:
         fail(str(error))
     _print_checks(result.checks)
     console.print(
@@ -124,12 +125,14 @@ def model_list() -> None:
 
 @contextlib.contextmanager
 def _lifecycle_errors() -> Iterator[None]:
-    """A refused registry move (not approved, no previous champion, ...) ends the command with its reason."""
+    """A refused registry move (not approved, no previous champion, ...) or a failing registry ends
+    the command with its reason."""
+    from contracts.registry import RegistryUnavailable
     from training.lifecycle import LifecycleError
 
     try:
         yield
-    except LifecycleError as error:
+    except (LifecycleError, RegistryUnavailable) as error:
         fail(str(error))
 
 

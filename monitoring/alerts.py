@@ -6,6 +6,7 @@ from __future__ import annotations
 import redis
 
 from contracts import drift_results
+from contracts.alerts import alert_fields
 from contracts.settings import Settings
 from monitoring.checks import DriftCheck, DriftRun
 
@@ -29,17 +30,17 @@ def publish_drift_run(settings: Settings, run: DriftRun) -> None:
 
 
 def alert_event(check: DriftCheck, run: DriftRun) -> dict[str, str]:
-    """An alert as stream fields: all strings, so any consumer can read it."""
-    return {
-        "kind": check.kind,
-        "feature": check.feature,
-        "statistic": check.statistic,
-        "value": repr(check.value),
-        "threshold": repr(check.threshold),
-        "message": check.message(),
-        "model_version": run.model_version,
-        "window_start": run.window.start.isoformat(),
-        "window_end": run.window.end.isoformat(),
-        "rows": str(run.rows),
-        "report": str(run.html_path or ""),
-    }
+    """A drift alert as stream fields: all strings, so any consumer can read it."""
+    return alert_fields(
+        check.kind,
+        check.message(),
+        run.model_version,
+        feature=check.feature,
+        statistic=check.statistic,
+        value=repr(check.value),
+        threshold=repr(check.threshold),
+        window_start=run.window.start.isoformat(),
+        window_end=run.window.end.isoformat(),
+        rows=str(run.rows),
+        report=str(run.html_path or ""),
+    )

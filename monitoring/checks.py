@@ -55,6 +55,8 @@ class DriftCheck:
     reference_value: float | None = None
     current_value: float | None = None
     alerting: bool = True  # report-only checks are shown, never alert
+    floor: float | None = None  # the configured distance: smaller changes do not matter
+    chance: float | None = None  # what chance alone reaches at this window's size (calibrated)
 
     @property
     def fired(self) -> bool:
@@ -71,6 +73,8 @@ class DriftCheck:
             reference_value=self.reference_value,
             current_value=self.current_value,
             alerting=self.alerting,
+            floor=self.floor,
+            chance=self.chance,
             fired=self.fired,
         )
 
@@ -78,8 +82,12 @@ class DriftCheck:
         shares = ""
         if self.reference_value is not None and self.current_value is not None:
             shares = f" (reference {self.reference_value:.4f}, window {self.current_value:.4f})"
+        basis = ""
+        if self.floor is not None and self.chance is not None:
+            basis = f" [floor {self.floor:.4f}, chance at this window size {self.chance:.4f}]"
         return (
-            f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} > threshold {self.threshold:.4f}{shares}"
+            f"{self.kind}: {self.feature} {self.statistic} = {self.value:.4f} > threshold {self.threshold:.4f}"
+            f"{basis}{shares}"
         )
 
 

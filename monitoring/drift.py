@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import warnings
@@ -36,9 +37,10 @@ with warnings.catch_warnings():
 
 from contracts.decision import DECISIONS, decide
 from contracts.prediction_log import feature_column
-from contracts.registry import MONITORING_EXPERIMENT, experiment_id, registry_client
+from contracts.registry import MONITORING_EXPERIMENT, REFERENCE_TIME_COLUMN, experiment_id, registry_client
 from contracts.settings import Settings
 from monitoring.alerts import publish_drift_run
+from monitoring.calibration import Statistic, chance_levels
 from monitoring.checks import (
     DECISION_RATE,
     FEATURE_DRIFT,
@@ -97,9 +99,16 @@ def current_frame(served: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 
 def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The reference with the decision today's thresholds give each of its scores."""
+    """The reference in time order (what the calibration's blocks need), with the decision today's
+    thresholds give each of its scores."""
     frame = reference.copy()
-    frame[DECISION_COLUMN] = [decide(score, settings) for score in frame[SCORE_COLUMN].tolist()]
+    if REFERENCE_TIME_COLUMN in frame:
+        frame = frame.sort_values(REFERENCE_TIME_COLUMN, kind="stable").drop(columns=REFERENCE_TIME_COLUMN)
+    frame = frame.reset_index(drop=True)
+    # Rows of the training period carry inputs only: no score, so no decision either.
+    frame[DECISION_COLUMN] = [
+        None if math.isnan(score) else decide(score, settings) for score in frame[SCORE_COLUMN].tolist()
+    ]
     return frame
 
 
@@ -111,101 +120,115 @@ def drift_test(reference: pd.Series) -> tuple[str, str]:
     return CATEGORICAL_TEST if reference.dropna().nunique() <= 2 else NUMERIC_TEST
 
 
-def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> tuple[list[DriftCheck], Snapshot]:
-    """Every check of the window against the reference, and the Evidently report behind them."""
+def statistics(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> list[Statistic]:
+    """Every check's statistic: each input's drift, the score's, each decision's share, each input's
+    missing values; each with its configured floor."""
     features = feature_columns(reference.drop(columns=DECISION_COLUMN))
     # A feature with no value on one side has no distribution to compare: its missing-value
     # check is what speaks for it (a field gone missing in every payment).
     compared = [name for name in features if current[name].notna().any() and reference[name].notna().any()]
-    tests = {name: drift_test(reference[name]) for name in compared}
-    thresholds = {
-        name: settings.drift_categorical_threshold
-        if tests[name] == CATEGORICAL_TEST
-        else settings.drift_numeric_threshold
-        for name in compared
-    }
-    categorical = [name for name in compared if tests[name] == CATEGORICAL_TEST]
+    checks = []
+    for name in compared:
+        alerting = name not in settings.drift_report_only
+        if drift_test(reference[name]) == CATEGORICAL_TEST:
+            checks.append(
+                Statistic(
+                    FEATURE_DRIFT,
+                    name,
+                    CATEGORICAL_TEST[1],
+                    settings.drift_categorical_threshold,
+                    "jensenshannon",
+                    name,
+                    alerting=alerting,
+                )
+            )
+        else:
+            checks.append(
+                Statistic(
+                    FEATURE_DRIFT,
+                    name,
+                    NUMERIC_TEST[1],
+                    settings.drift_numeric_threshold,
+                    "wasserstein",
+                    name,
+                    alerting=alerting,
+                )
+            )
+    checks.append(
+        Statistic(
+            PREDICTION_DRIFT,
+            SCORE_COLUMN,
+            NUMERIC_TEST[1],
+            settings.prediction_drift_threshold,
+            "wasserstein",
+            SCORE_COLUMN,
+        )
+    )
+    checks += [
+        Statistic(
+            DECISION_RATE,
+            f"decision={decision}",
+            "share_change",
+            settings.decision_rate_max_change,
+            "share",
+            DECISION_COLUMN,
+            value=decision,
+        )
+        for decision in DECISIONS
+    ]
+    checks += [
+        Statistic(MISSING_VALUES, name, "missing_share_increase", settings.missing_rate_max_increase, "missing", name)
+        for name in features
+    ]
+    return checks
+
+
+def compare(reference: pd.DataFrame, current: pd.DataFrame, settings: Settings) -> tuple[list[DriftCheck], Snapshot]:
+    """Every check of the window against the reference, each against a threshold calibrated for the
+    window's size (monitoring/calibration.py), and the Evidently report of them."""
+    measured = statistics(reference, current, settings)
+    chance = chance_levels(
+        reference, measured, len(current), settings.drift_calibration_resamples, settings.drift_chance_margin
+    )
+    checks = []
+    for statistic, level in zip(measured, chance.tolist()):
+        value, before, now = statistic.measure(reference, current)
+        checks.append(
+            DriftCheck(
+                statistic.kind,
+                statistic.feature,
+                statistic.name,
+                value,
+                threshold=max(statistic.floor, level),
+                reference_value=before,
+                current_value=now,
+                alerting=statistic.alerting,
+                floor=statistic.floor,
+                chance=level,
+            )
+        )
+    return checks, _report(reference, current, checks)
+
+
+def _report(reference: pd.DataFrame, current: pd.DataFrame, checks: list[DriftCheck]) -> Snapshot:
+    """Evidently's report over the same columns, each drift shown against the job's own threshold."""
+    features = feature_columns(reference.drop(columns=DECISION_COLUMN))
+    drift = {c.feature: c for c in checks if c.kind in (FEATURE_DRIFT, PREDICTION_DRIFT)}
+    categorical = [name for name, check in drift.items() if check.statistic == CATEGORICAL_TEST[1]]
     definition = DataDefinition(
         numerical_columns=[name for name in features if name not in categorical] + [SCORE_COLUMN],
         categorical_columns=[*categorical, DECISION_COLUMN],
     )
-    metrics = [ValueDrift(column=name, method=tests[name][0], threshold=thresholds[name]) for name in compared]
-    metrics.append(
-        ValueDrift(column=SCORE_COLUMN, method=NUMERIC_TEST[0], threshold=settings.prediction_drift_threshold)
-    )
-    metrics.append(
-        ValueDrift(column=DECISION_COLUMN, method=CATEGORICAL_TEST[0], threshold=settings.decision_rate_max_change)
-    )
+    method = {NUMERIC_TEST[1]: NUMERIC_TEST[0], CATEGORICAL_TEST[1]: CATEGORICAL_TEST[0]}
+    metrics = [
+        ValueDrift(column=name, method=method[check.statistic], threshold=check.threshold)
+        for name, check in drift.items()
+    ]
     metrics += [MissingValueCount(column=name) for name in features]
-    snapshot = Report(metrics).run(
+    return Report(metrics).run(
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )
-    drift, missing = _results(snapshot)
-    checks = [
-        DriftCheck(
-            FEATURE_DRIFT,
-            name,
-            tests[name][1],
-            drift[name],
-            thresholds[name],
-            alerting=name not in settings.drift_report_only,
-        )
-        for name in compared
-    ]
-    checks.append(
-        DriftCheck(
-            PREDICTION_DRIFT, SCORE_COLUMN, NUMERIC_TEST[1], drift[SCORE_COLUMN], settings.prediction_drift_threshold
-        )
-    )
-    checks += _decision_checks(reference[DECISION_COLUMN], current[DECISION_COLUMN], settings)
-    for name in features:
-        before = float(reference[name].isna().mean())
-        checks.append(
-            DriftCheck(
-                MISSING_VALUES,
-                name,
-                "missing_share_increase",
-                missing[name] - before,
-                settings.missing_rate_max_increase,
-                reference_value=before,
-                current_value=missing[name],
-            )
-        )
-    return checks, snapshot
-
-
-def _results(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
-    """Drift scores and missing shares by column, read from the report."""
-    drift: dict[str, float] = {}
-    missing: dict[str, float] = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith(":ValueDrift"):
-            drift[config["column"]] = float(metric["value"])
-        elif config["type"].endswith(":MissingValueCount"):
-            missing[config["column"]] = float(metric["value"]["share"])
-    return drift, missing
-
-
-def _decision_checks(reference: pd.Series, current: pd.Series, settings: Settings) -> list[DriftCheck]:
-    before = reference.value_counts(normalize=True)
-    after = current.value_counts(normalize=True)
-    checks = []
-    for decision in DECISIONS:
-        was, now = float(before.get(decision, 0.0)), float(after.get(decision, 0.0))
-        checks.append(
-            DriftCheck(
-                DECISION_RATE,
-                f"decision={decision}",
-                "share_change",
-                abs(now - was),
-                settings.decision_rate_max_change,
-                reference_value=was,
-                current_value=now,
-            )
-        )
-    return checks
 
 
 # --- The run -------------------------------------------------------------------------

@@ -9,7 +9,13 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from contracts.registry import REFERENCE_ARTIFACT_DIR, REFERENCE_ARTIFACT_FILE, REFERENCE_SCORE_COLUMN, registry_client
+from contracts.registry import (
+    REFERENCE_ARTIFACT_DIR,
+    REFERENCE_ARTIFACT_FILE,
+    REFERENCE_SCORE_COLUMN,
+    REFERENCE_TIME_COLUMN,
+    registry_client,
+)
 from contracts.settings import Settings
 
 SCORE_COLUMN = REFERENCE_SCORE_COLUMN
@@ -35,5 +41,5 @@ def load_reference(settings: Settings, model_version: str) -> pd.DataFrame:
 
 
 def feature_columns(reference: pd.DataFrame) -> list[str]:
-    """The model inputs a profile holds (every column but the score)."""
-    return [column for column in reference.columns if column != SCORE_COLUMN]
+    """The model inputs a profile holds (every column but the score and the payment time)."""
+    return [column for column in reference.columns if column not in (SCORE_COLUMN, REFERENCE_TIME_COLUMN)]

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from contracts.settings import Settings
 from feature_repo.store import feature_store
 from serving.metrics import RequestMetricsMiddleware, ScorerMetrics
-from serving.model import load_model
+from serving.model import load_serving_model
 from serving.routers import health, metrics, model, score
 from serving.scoring import Scorer
 
@@ -24,7 +24,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scorer = Scorer(settings, feature_store(settings), load_model(settings))
+        model, refused = load_serving_model(settings)
+        scorer = Scorer(
+            settings,
+            feature_store(settings),
+            model,
+            refused_version=refused,
+            on_drop=app.state.metrics.events_dropped.inc,
+        )
         app.state.scorer = scorer
         # What is loaded by now (Feast, MLflow, the model: most of the process's objects) stays
         # for the process's life. Frozen, the collector stops scanning it again: each full

@@ -5,6 +5,11 @@ approx_contribs=True)`, the Saabas method): along each tree's decision path, eve
 credits its feature with the change in the node's mean value. XGBoost recomputes the node
 means on every call, which costs ~0.6 ms for a single row; here they are computed once per
 model and every tree is walked at once in numpy (tests check equality with XGBoost's own).
+
+The walk knows numeric splits of one gbtree model with one output. Any other model (DART's
+weighted trees, categorical splits, several classes or targets) is refused when it is
+loaded, with the reason, rather than explained wrongly: the scorer then keeps the model it
+serves, or does not start.
 """
 
 from __future__ import annotations
@@ -35,9 +40,8 @@ class Contributions:
 
     def __init__(self, booster: xgb.Booster) -> None:
         model = json.loads(booster.save_raw("json"))
-        trees = model["learner"]["gradient_booster"]["model"]["trees"]
         self.n_features = int(model["learner"]["learner_model_param"]["num_feature"])
-        self.forest = _pack(trees)
+        self.forest = _pack(_numeric_trees(model["learner"], list(booster.feature_names or [])))
         self.bias = float(self.forest.mean[self.forest.roots].sum())
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
@@ -61,6 +65,37 @@ class Contributions:
             )
             node = child
         return totals.reshape(rows, self.n_features)
+
+
+class UnexplainableModel(ValueError):
+    """A model whose reasons this module cannot compute; the message says what to retrain."""
+
+
+def _numeric_trees(learner: dict, feature_names: list[str]) -> list[dict]:
+    """The trees of a single-output gbtree model with numeric splits only, or the reason it is not one."""
+    booster = learner["gradient_booster"]
+    if booster.get("name") != "gbtree":
+        raise UnexplainableModel(
+            f"the model is a {booster.get('name')!r} booster; reasons are computed for "
+            "'gbtree' models only: retrain it with booster='gbtree'"
+        )
+    outputs = max(int(learner["learner_model_param"].get(key, "0") or 0) for key in ("num_class", "num_target"))
+    if outputs > 1:
+        raise UnexplainableModel(
+            f"the model gives {outputs} outputs; reasons are computed for one fraud score: "
+            "retrain it with objective binary:logistic"
+        )
+    trees: list[dict] = booster["model"]["trees"]
+    for tree in trees:
+        categorical = [i for i, kind in enumerate(tree.get("split_type", [])) if kind != 0]
+        if categorical:
+            index = int(tree["split_indices"][categorical[0]])
+            name = feature_names[index] if index < len(feature_names) else f"input {index}"
+            raise UnexplainableModel(
+                f"the model splits on {name!r} as a category; reasons follow numeric splits "
+                "only: retrain it with numeric inputs (no enable_categorical)"
+            )
+    return trees
 
 
 def _pack(trees: list[dict]) -> _Forest:

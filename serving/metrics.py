@@ -56,6 +56,11 @@ class ScorerMetrics:
         self.risk_score = Histogram(
             "fraud_risk_score", "Risk scores given.", buckets=SCORE_BUCKETS, registry=self.registry
         )
+        self.events_dropped = Counter(
+            "fraud_scoring_events_dropped",
+            "Scoring events the publisher dropped (Redis down or too slow, or unbuildable): never silent.",
+            registry=self.registry,
+        )
         self.missing = Counter(
             "fraud_missing_features",
             "Payments scored without a stored feature, by feature.",
@@ -105,16 +110,25 @@ class _Forward(Collector):
 
 
 class ModelCollector(Collector):
-    """fraud_model_info{model_name, model_version} = 1 for the model serving now."""
+    """fraud_model_info{model_name, model_version} = 1 for the model serving now, and
+    fraud_champion_refused{model_name, model_version} = 1 for a champion nobody approved."""
 
-    def __init__(self, current: Callable[[], tuple[str, str]]) -> None:
+    def __init__(self, current: Callable[[], tuple[str, str, str | None]]) -> None:
         self._current = current
 
     def collect(self) -> Iterable[Metric]:
-        name, version = self._current()
+        name, version, refused = self._current()
         info = GaugeMetricFamily("fraud_model_info", "The model serving now.", labels=["model_name", "model_version"])
         info.add_metric([name, version], 1.0)
         yield info
+        refusal = GaugeMetricFamily(
+            "fraud_champion_refused",
+            "The champion is not served: nobody approved it.",
+            labels=["model_name", "model_version"],
+        )
+        if refused is not None:
+            refusal.add_metric([name, refused], 1.0)
+        yield refusal
 
 
 class DriftCollector(Collector):

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 import xgboost as xgb
+from mlflow.entities.model_registry import ModelVersion
 
+from contracts.champion import is_approved, last_approved_champion, read_audit_trail
 from contracts.registry import CHAMPION, REGISTRY_ERRORS, load_booster, registry_client
 from contracts.settings import Settings
 from serving.explain import Contributions
@@ -36,9 +38,26 @@ class LoadedModel:
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
-    """Load the version `alias` points at; the booster runs on one thread, warmed up."""
-    version = registry_client(settings).get_model_version_by_alias(settings.model_name, alias)
+class UnapprovedChampion(ValueError):
+    """The alias points at a version nobody approved: it is never served."""
+
+    def __init__(self, settings: Settings, version: str) -> None:
+        self.version = version
+        super().__init__(
+            f"{settings.model_name} v{version} is champion but not approved; it is not served "
+            f"(approve it with `fraud model approve {version}` or roll back with `fraud model rollback`)"
+        )
+
+
+def champion_version(settings: Settings, alias: str = CHAMPION) -> ModelVersion:
+    """The registered version the alias points at (registry errors propagate)."""
+    return registry_client(settings).get_model_version_by_alias(settings.model_name, alias)
+
+
+def load_version(settings: Settings, version: ModelVersion, alias: str = CHAMPION) -> LoadedModel:
+    """Load an approved registered version; the booster runs on one thread, warmed up."""
+    if not is_approved(version):
+        raise UnapprovedChampion(settings, str(version.version))
     booster = load_booster(settings, str(version.version))
     booster.set_param({"nthread": 1})
     names = list(booster.feature_names or [])
@@ -57,36 +76,73 @@ def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
     )
 
 
+def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
+    """Load the approved version `alias` points at (UnapprovedChampion when nobody approved it)."""
+    return load_version(settings, champion_version(settings, alias), alias)
+
+
+def load_serving_model(settings: Settings) -> tuple[LoadedModel, str | None]:
+    """The model a scorer starts with, and the version it refused, if any.
+
+    The champion when it is approved; otherwise the last approved champion of the audit
+    trail (contracts/champion.py), never the unapproved one; NoServableModel when there is none.
+    """
+    try:
+        return load_model(settings), None
+    except UnapprovedChampion as refusal:
+        client = registry_client(settings)
+        fallback = last_approved_champion(client, settings, read_audit_trail(client, settings), before=refusal.version)
+        if fallback is None:
+            raise NoServableModel(
+                f"{refusal}; no earlier champion is approved, so the scorer does not start"
+            ) from refusal
+        log.error("%s; serving v%s, the last approved champion", refusal, fallback)
+        return load_version(settings, client.get_model_version(settings.model_name, fallback)), refusal.version
+
+
+class NoServableModel(RuntimeError):
+    """Nothing the scorer may serve: the message says what to do."""
+
+
 @dataclass
 class RegistryStatus:
     reachable: bool = True
     checked_at: datetime | None = None
     error: str | None = None
+    refused_version: str | None = None  # the champion the scorer will not serve (not approved)
 
 
 class ModelHolder:
     """Holds the serving model; a request reads `current` once, a swap replaces it atomically.
 
     `validate` is called on a new model before it is swapped in (the scorer checks its
-    features against the feature service); a model that fails it is not served.
+    features against the feature service); a model that fails it is not served. A champion
+    nobody approved is not loaded at all: the holder keeps its model, says so in `status`,
+    and calls `refused(version, message)` once per refused version (the scorer raises an alert).
     """
 
     def __init__(
-        self, settings: Settings, model: LoadedModel, validate: Callable[[LoadedModel], None] = lambda model: None
+        self,
+        settings: Settings,
+        model: LoadedModel,
+        validate: Callable[[LoadedModel], None] = lambda model: None,
+        refused: Callable[[str, str], None] = lambda version, message: None,
+        refused_version: str | None = None,
     ) -> None:
         self.settings = settings
         self.current = model
         self.validate = validate
+        self.refused = refused
         self.status = RegistryStatus(checked_at=datetime.now(UTC))
+        if refused_version is not None:
+            self._refuse(UnapprovedChampion(settings, refused_version))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
         """Swap in the version `champion` now points at, if it moved; True when it swapped."""
         try:
-            client = registry_client(self.settings)
-            target = str(client.get_model_version_by_alias(self.settings.model_name, self.current.alias).version)
-            self.status = RegistryStatus(reachable=True, checked_at=datetime.now(UTC))
+            target = champion_version(self.settings, self.current.alias)
         except REGISTRY_ERRORS as error:
             # Keep serving what we have; /health reports the registry as unreachable.
             self.status = RegistryStatus(
@@ -94,13 +150,29 @@ class ModelHolder:
             )
             log.warning("model registry unreachable, still serving v%s: %s", self.current.version, error)
             return False
-        if target == self.current.version:
+        if str(target.version) == self.current.version:
+            self.status = RegistryStatus(reachable=True, checked_at=datetime.now(UTC))
             return False
-        candidate = load_model(self.settings, self.current.alias)
+        try:
+            candidate = load_version(self.settings, target, self.current.alias)
+        except UnapprovedChampion as refusal:
+            self._refuse(refusal)
+            return False
         self.validate(candidate)
+        self.status = RegistryStatus(reachable=True, checked_at=datetime.now(UTC))
         previous, self.current = self.current, candidate
         log.info("now serving %s v%s (was v%s)", candidate.name, candidate.version, previous.version)
         return True
+
+    def _refuse(self, refusal: UnapprovedChampion) -> None:
+        first = self.status.refused_version != refusal.version
+        message = f"{refusal}; still serving v{self.current.version}"
+        self.status = RegistryStatus(
+            reachable=True, checked_at=datetime.now(UTC), error=message[:300], refused_version=refusal.version
+        )
+        if first:
+            log.error(message)
+            self.refused(refusal.version, message)
 
     def start(self) -> None:
         """Check the alias every `model_poll_seconds` in a background thread."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from feast.infra.online_stores.helpers import _mmh3
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from feast.value_type import ValueType
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from contracts.settings import Settings
 from feature_repo.transforms import Ragged
@@ -51,8 +53,14 @@ class StoredView:
     join_key: str
     value_type: ValueType
     features: list[str]
-    fields: list[bytes]  # Feast's hash field per feature
+    fields: list[bytes]  # Feast's hash field per feature, then the view's event timestamp field
     kinds: list[ValueType]  # per feature, the type of its values
+    ttl_us: int  # rows older than this at the payment's time count as absent, as offline; 0: no limit
+
+    @property
+    def absent(self) -> list[None]:
+        """The reply of a key the store has no (or no fresh enough) row for."""
+        return [None] * len(self.fields)
 
 
 @dataclass(frozen=True)
@@ -85,8 +93,9 @@ class OnlineFeatureReader:
                     join_key=entity.join_key,
                     value_type=entity.value_type,
                     features=names,
-                    fields=[_mmh3(f"{view.name}:{n}") for n in names],
+                    fields=[*(_mmh3(f"{view.name}:{n}") for n in names), f"_ts:{view.name}".encode()],
                     kinds=[feature.dtype.to_value_type() for feature in projection.features],
+                    ttl_us=(view.ttl or timedelta(0)) // timedelta(microseconds=1),
                 )
             )
         self.redis = aioredis.Redis.from_url(settings.redis_url)
@@ -101,9 +110,13 @@ class OnlineFeatureReader:
             view.join_key, view.value_type == ValueType.INT64, entity_value, self._key_version, self._suffix
         )
 
-    async def read(self, entities: Sequence[Mapping[str, Any]]) -> StoredFeatures:
+    async def read(self, entities: Sequence[Mapping[str, Any]], event_micros: Sequence[int]) -> StoredFeatures:
         """Per stored feature, its values for the entity rows: list-valued features flattened
-        (`Ragged`), others one Python value per row (None when the store has none)."""
+        (`Ragged`), others one Python value per row (None when the store has none).
+
+        `event_micros`: each payment's time (`feature_repo.transforms.event_micros`). A row
+        older than its view's TTL at that time counts as absent, the rule of Feast's
+        point-in-time join (a row is used while its stamp + TTL >= the payment's time)."""
         row_keys = [[self.redis_key(view, row[view.join_key]) for row in entities] for view in self.views]
         # Each entity once: payments of a batch share terminals, devices and customers.
         unique = [list(dict.fromkeys(keys)) for keys in row_keys]
@@ -115,12 +128,15 @@ class OnlineFeatureReader:
         missing: list[np.ndarray | list[bool]] = []
         for view, keys, view_keys in zip(self.views, row_keys, unique):
             by_key = {key: reply for key, reply in zip(view_keys, replies)}
-            rows = [by_key[key] for key in keys]
+            fresh = _fresh(view, [by_key[key] for key in keys], event_micros)
+            rows = [by_key[key] if ok else view.absent for key, ok in zip(keys, fresh)]
             for f, (name, kind) in enumerate(zip(view.features, view.kinds)):
                 if kind in _PACKED and len(entities) >= _BULK_FROM_ROWS:
                     packed = _PACKED[kind]
                     elements = {key: _elements(reply[f], packed) for key, reply in by_key.items()}
-                    columns[name], absent = _ragged([elements[key] for key in keys], packed)
+                    columns[name], absent = _ragged(
+                        [elements[key] if ok else None for key, ok in zip(keys, fresh)], packed
+                    )
                     missing.append(absent)
                 else:
                     decode = _decode if kind.name.endswith("_LIST") else _decode_scalar
@@ -128,6 +144,24 @@ class OnlineFeatureReader:
                     missing.append([value is None for value in values])
         absent_by_row = np.array(missing, dtype=bool).reshape(len(missing), len(entities)).T
         return StoredFeatures(columns=columns, missing=absent_by_row)
+
+
+def _fresh(view: StoredView, replies: Sequence[Sequence[bytes | None]], event_micros: Sequence[int]) -> list[bool]:
+    """Per row, whether its stored row may be used at the payment's time (no row: nothing to drop)."""
+    if not view.ttl_us:
+        return [True] * len(replies)
+    stamps = [_stamp_micros(reply[-1]) for reply in replies]
+    return [stamp is None or stamp + view.ttl_us >= at for stamp, at in zip(stamps, event_micros)]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _stamp_micros(raw: bytes | None) -> int | None:
+    """A stored event timestamp (a protobuf Timestamp, as Feast writes it) in microseconds since the epoch."""
+    if not raw:
+        return None
+    stamp = Timestamp()
+    stamp.ParseFromString(raw)
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1_000
 
 
 @functools.lru_cache(maxsize=262_144)

@@ -1,16 +1,28 @@
-"""The scorer's event publisher: scored payments become events on the scoring stream, off the request path."""
+"""The scorer's event publisher: scored payments become events on the scoring stream, off the request path.
+
+No event vanishes silently. A request hands its payments over and returns; a background
+thread builds the events and sends them in pipelined batches. An error in one batch never
+stops the thread: a call whose events cannot be built is dropped alone, and a batch Redis
+refuses is sent again after growing pauses before it is dropped. Every drop is counted
+(`dropped`, the `on_drop` callback: /metrics) and logged, and /health says "dropping" for
+a while after. A batch sent twice (a failure after Redis took part of it) is harmless:
+the worker counts each transaction once.
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from contracts.events import ScoringEvent, publish_event
 from contracts.settings import Settings
@@ -19,24 +31,37 @@ from serving.schemas import ScoreResponse
 
 log = logging.getLogger(__name__)
 
+RETRY_PAUSES_S = (0.1, 0.5, 2.0, 5.0)  # between attempts to send one batch (~8 s in all)
+DROP_MEMORY_S = 300.0  # /health says "dropping" this long after the last drop
+
 
 class EventPublisher:
     """Publishes events from a background thread, in pipelined batches: requests never wait.
 
-    A request hands its whole batch over in one piece and the thread builds the events.
     What waits is bounded (`capacity` events); when Redis cannot keep up (or is down)
     events are dropped and counted rather than slowing the request path.
     """
 
-    def __init__(self, settings: Settings, capacity: int = 100_000, batch: int = 500) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        capacity: int = 100_000,
+        batch: int = 500,
+        on_drop: Callable[[int], None] = lambda count: None,
+        retry_pauses_s: Sequence[float] = RETRY_PAUSES_S,
+    ) -> None:
         self.settings = settings
         self.capacity = capacity
         self.batch = batch
         self.dropped = 0
+        self.sent = 0
+        self._on_drop = on_drop
+        self._retry_pauses_s = tuple(retry_pauses_s)
+        self._last_drop: float | None = None
         self._waiting = 0  # events handed over and not yet taken by the thread
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Scored] = queue.SimpleQueue()
-        self._client = redis.Redis.from_url(settings.redis_url)
+        self._client = stream_client(settings.redis_url)
         self._thread = threading.Thread(target=self._run, name="event-publisher", daemon=True)
         self._thread.start()
 
@@ -50,15 +75,21 @@ class EventPublisher:
     ) -> None:
         """Hand scored payments over (features: one row per payment, one column per name)."""
         with self._lock:
-            if self._waiting + len(transactions) > self.capacity:
-                self.dropped += len(transactions)
-                return
-            self._waiting += len(transactions)
+            full = self._waiting + len(transactions) > self.capacity
+            if not full:
+                self._waiting += len(transactions)
+        if full:
+            self._drop(len(transactions), "the publisher's queue is full (Redis too slow or down)")
+            return
         self._queue.put(
             _Scored(
                 transactions, feature_names, features, responses, latency_ms, scored_at=datetime.now(UTC).isoformat()
             )
         )
+
+    def dropping(self) -> bool:
+        """Whether events were dropped in the last DROP_MEMORY_S seconds."""
+        return self._last_drop is not None and time.monotonic() - self._last_drop < DROP_MEMORY_S
 
     def _run(self) -> None:
         while True:
@@ -68,18 +99,52 @@ class EventPublisher:
                     taken.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            events = [event for scored in taken for event in scored.events()]
             with self._lock:
-                self._waiting -= len(events)
+                self._waiting -= sum(len(scored.transactions) for scored in taken)
+            self._send(self._build(taken))
+
+    def _build(self, taken: list[_Scored]) -> list[ScoringEvent]:
+        events: list[ScoringEvent] = []
+        for scored in taken:
+            try:
+                events.extend(scored.events())
+            # The thread's last line of defence: whatever one call's data does, the others
+            # are still published; this one is counted, logged with its traceback, dropped.
+            except Exception:
+                log.exception("could not build the events of %d scored payments", len(scored.transactions))
+                self._drop(len(scored.transactions), "their events could not be built")
+        return events
+
+    def _send(self, events: list[ScoringEvent]) -> None:
+        if not events:
+            return
+        for pause in (*self._retry_pauses_s, None):
             try:
                 with self._client.pipeline(transaction=False) as pipe:
                     for event in events:
                         publish_event(pipe, self.settings, event)
                     pipe.execute()
+                self.sent += len(events)
+                return
             except redis.RedisError as error:
-                with self._lock:
-                    self.dropped += len(events)
-                log.error("dropped %d scoring events: %s", len(events), error)
+                if pause is None:
+                    self._drop(len(events), f"Redis refused them: {error}")
+                    return
+                log.warning("sending %d scoring events failed (%s); again in %.1f s", len(events), error, pause)
+                time.sleep(pause)
+
+    def _drop(self, count: int, why: str) -> None:
+        with self._lock:
+            self.dropped += count
+            self._last_drop = time.monotonic()
+        log.error("dropped %d scoring events: %s", count, why)
+        self._on_drop(count)
+
+
+def stream_client(url: str) -> redis.Redis:
+    """A client that fails fast: the publisher's own pauses, not redis-py's retries (~10 s on a
+    refused connection), say how long a batch waits for Redis."""
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=1, socket_timeout=5)
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,6 @@ class Health(BaseModel):
     model_registry: Literal["ok", "unreachable"]
     registry_checked_at: datetime | None
     registry_error: str | None
+    champion_refused: str | None = Field(description="the champion version not served: nobody approved it")
+    event_publisher: Literal["ok", "dropping"] = Field(description="dropping: events were lost in the last minutes")
+    events_dropped: int = Field(description="scoring events dropped since the scorer started")

@@ -8,49 +8,74 @@ prediction log, and the customer-state update that feeds the next request).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import redis
 from feast import FeatureService, FeatureStore
 from pydantic import TypeAdapter
 
+from contracts.alerts import alert_fields, publish_alert
 from contracts.decision import decide
 from contracts.settings import Settings
 from feature_repo.store import feature_descriptions, model_feature_names
-from feature_repo.transforms import customer_request_features, entity_row, terminal_request_features
+from feature_repo.transforms import customer_request_features, entity_row, event_micros, terminal_request_features
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
 from serving.publisher import EventPublisher
 from serving.schemas import ScoreResponse, Transaction
 
+log = logging.getLogger(__name__)
+
 TOP_REASONS = 3
+UNAPPROVED_CHAMPION = "unapproved_champion"  # the alert's kind
 REQUEST_FIELDS = ("tx_amount", "tx_epoch_seconds", "device_hash")
 
 
 class Scorer:
     """Everything a request needs, resolved once at start: service, model, Redis layout."""
 
-    def __init__(self, settings: Settings, store: FeatureStore, model: LoadedModel) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: FeatureStore,
+        model: LoadedModel,
+        refused_version: str | None = None,
+        on_drop: Callable[[int], None] = lambda count: None,
+    ) -> None:
         self.settings = settings
         self.service: FeatureService = store.get_feature_service(settings.feature_service)
         self.offered = set(model_feature_names(store, self.service))
         self.check_model(model)
-        self.models = ModelHolder(settings, model, validate=self.check_model)
+        # For /health and alerts: short timeouts, so a dead Redis answers "unreachable" quickly.
+        self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
+        self.models = ModelHolder(
+            settings,
+            model,
+            validate=self.check_model,
+            refused=self.alert_refused_champion,
+            refused_version=refused_version,
+        )
         self.reader = OnlineFeatureReader(settings, store, self.service)
         self.stored = self.reader.feature_names
         self.descriptions = feature_descriptions(store, self.service)
-        self.events = EventPublisher(settings)
-        # For /health: short timeouts, so a dead Redis answers "unreachable" quickly.
-        self.health_redis = redis.Redis.from_url(settings.redis_url, socket_timeout=0.2, socket_connect_timeout=0.2)
+        self.events = EventPublisher(settings, on_drop=on_drop)
 
     def online_store_reachable(self) -> bool:
         try:
             return bool(self.health_redis.ping())
         except redis.RedisError:
             return False
+
+    def alert_refused_champion(self, version: str, message: str) -> None:
+        """On the alert stream: the champion is a version nobody approved, and it is not served."""
+        try:
+            publish_alert(self.health_redis, self.settings, alert_fields(UNAPPROVED_CHAMPION, message, version))
+        except redis.RedisError as error:  # the refusal stands; /health and /metrics still say it
+            log.error("could not publish the alert about v%s: %s", version, error)
 
     def check_model(self, model: LoadedModel) -> None:
         """A model may serve only if the feature service offers every input it needs."""
@@ -73,7 +98,7 @@ class Scorer:
             entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
             for tx in transactions
         ]
-        stored = await self.reader.read(entities)
+        stored = await self.reader.read(entities, [event_micros(tx.tx_datetime) for tx in transactions])
         columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
         values = {**stored.columns, **customer_request_features(columns), **terminal_request_features(columns)}
         matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)

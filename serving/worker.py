@@ -59,6 +59,10 @@ process the same entries only if a live one holds a batch longer than `claim_idl
 (default 60 s against batches of well under a second); that window is the one case the
 log's de-duplication does not cover.
 
+Redis outages. A running worker that loses Redis waits and tries again, pausing longer each
+time (up to OUTAGE_MAX_PAUSE_S), instead of exiting; the batch it was in stays pending and
+is read again first when Redis answers. With `once` (tests, the demo) it raises instead.
+
 Limits: the intent records expire DEDUP_TTL_S (7 days) after the last write of their day (memory),
 so a replay older than that (for example a group reset by hand) logs again; the records
 are as durable as Redis itself, which also holds the stream and its pending lists.
@@ -98,6 +102,10 @@ CUSTOMER_STATE_VIEW = "customer_state"
 CUSTOMER_STATE_LOCK = "fraud:customer-state:lock"
 # Far above a batch's state step (tens of ms); a holder killed mid-step delays others this long.
 STATE_LOCK_TIMEOUT_S = 10.0
+# A running worker waits for Redis to come back, pausing longer each time, rather than exit.
+REDIS_OUTAGE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+OUTAGE_FIRST_PAUSE_S = 0.5
+OUTAGE_MAX_PAUSE_S = 30.0
 NO_STAMP = pd.Timestamp.min.tz_localize("UTC")  # older than any state: a customer without one
 
 RawEntry = tuple[str, dict]  # (stream id, fields) as the stream returns it
@@ -166,20 +174,32 @@ class Worker:
 
     def run(self, stop: threading.Event | None = None, once: bool = False) -> int:
         """Process batches until `stop` is set (the current batch is finished first), or, with
-        `once`, until nothing is pending, claimable or new. Returns how many events it processed."""
+        `once`, until nothing is pending, claimable or new. Returns how many events it processed.
+        Redis outages are waited out (see the module docstring)."""
         stop = stop or threading.Event()
         self.ensure_group()
         removed = remove_stale_temp_files(self.log_root)
         if removed:
             logger.warning("removed %d stale temp files under %s", removed, self.log_root)
-        total = 0
+        total, pause = 0, OUTAGE_FIRST_PAUSE_S
         while not stop.is_set():
-            source, raw = self.next_batch(block=not once)
-            if not raw:
+            try:
+                source, raw = self.next_batch(block=not once)
+                if not raw:
+                    if once:
+                        break
+                    continue
+                report = self.process(raw, source)
+            except REDIS_OUTAGE as error:
                 if once:
-                    break
+                    raise
+                # Nothing is lost: a batch cut short stays pending and is read again first.
+                logger.warning("Redis unreachable (%s); trying again in %.1f s", error, pause)
+                self._own_pending_done = False
+                stop.wait(pause)
+                pause = min(pause * 2, OUTAGE_MAX_PAUSE_S)
                 continue
-            report = self.process(raw, source)
+            pause = OUTAGE_FIRST_PAUSE_S
             logger.info(report.line())
             total += report.events
         return total

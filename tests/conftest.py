@@ -99,6 +99,15 @@ def _drop_database(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="module")
+def second_redis_url(test_environment: None) -> Iterator[str]:
+    """Another claimed db, for a module that builds a world of its own beside the session's."""
+    client, url = _claim_redis_db()
+    yield url
+    client.flushdb()  # also releases the claim
+    client.close()
+
+
 @pytest.fixture(scope="session")
 def settings(test_environment: None):
     from contracts.settings import Settings

@@ -4,38 +4,61 @@ Deploying is moving the `champion` alias; rolling back is moving it back. Only a
 versions can become champion. Every alias move is kept in the registry itself, as a
 registered-model tag `alias_audit.NNNNNN` holding who, when, from, to and why, so the
 trail lives with the models (SQLite locally, PostgreSQL in production) and `mlflow ui`
-shows it.
+shows it (contracts/champion.py reads it).
+
+A move and its entry are written under a lock held in the registry (a registered model
+that only one operator at a time can create), the alias first, then its entry, numbered
+from the trail read under that lock: two operators at once are serialised, and no entry
+is ever overwritten. A move made outside `fraud model` (MLflow's UI or API), or one whose
+entry a crash kept from being written, is found by the next lifecycle command and
+recorded as `external`. A registry that fails is never read as "nothing there": only
+"does not exist" is.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+import contextlib
+import getpass
+import os
+import random
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import AUDIT_TAG_PREFIX, CHAMPION, VersionTag, alias_version, registry_client
+from contracts.champion import (
+    AliasMove,
+    MoveKind,
+    audit_tag,
+    champion_history,
+    is_approved,
+    last_approved_champion,
+    read_audit_trail,
+)
+from contracts.registry import (
+    CHAMPION,
+    REGISTRY_ERRORS,
+    RegistryUnavailable,
+    VersionTag,
+    alias_version,
+    is_absent,
+    registry_client,
+)
 from contracts.settings import Settings
+
+LOCK_SUFFIX = "__champion_lock"
+LOCK_WAIT_S = 20.0  # how long an operator waits for another's move to finish
+LOCK_STALE_S = 120.0  # a lock older than this was left by a crashed operator: broken
+EXTERNAL_BY = "unknown (outside `fraud model`)"
 
 
 class LifecycleError(ValueError):
     """A registry action that is not allowed; the message says what to do instead."""
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    """One move of the champion alias."""
-
-    kind: Literal["promote", "rollback"]
-    at: str
-    by: str
-    from_version: str | None
-    to_version: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -55,13 +78,13 @@ def get_version(client: MlflowClient, settings: Settings, version: str) -> Model
     try:
         return client.get_model_version(settings.model_name, str(version))
     except MlflowException as error:
+        if not is_absent(error):
+            raise RegistryUnavailable.of(settings, error) from error
         raise LifecycleError(
             f"{settings.model_name} has no version {version}; `fraud model list` shows the versions"
         ) from error
-
-
-def is_approved(version: ModelVersion) -> bool:
-    return bool(version.tags.get(VersionTag.APPROVED_BY))
+    except REGISTRY_ERRORS as error:
+        raise RegistryUnavailable.of(settings, error) from error
 
 
 def approve(settings: Settings, version: str, by: str, note: str) -> ModelVersion:
@@ -75,100 +98,93 @@ def approve(settings: Settings, version: str, by: str, note: str) -> ModelVersio
             f"version {version} was already approved by {model_version.tags[VersionTag.APPROVED_BY]} "
             f"at {model_version.tags.get(VersionTag.APPROVED_AT)}"
         )
-    for key, value in (
-        (VersionTag.APPROVED_BY, by.strip()),
-        (VersionTag.APPROVED_AT, _now()),
-        (VersionTag.APPROVAL_NOTE, note.strip()),
-    ):
-        client.set_model_version_tag(settings.model_name, str(version), key, value)
+    with _registry_errors(settings):
+        # The time first, the name last: `approval.by` is what makes a version approved.
+        for key, value in (
+            (VersionTag.APPROVED_AT, _now()),
+            (VersionTag.APPROVAL_NOTE, note.strip()),
+            (VersionTag.APPROVED_BY, by.strip()),
+        ):
+            client.set_model_version_tag(settings.model_name, str(version), key, value)
     return get_version(client, settings, version)
 
 
 def promote(settings: Settings, version: str, by: str, reason: str) -> AliasMove:
     """Point `champion` at an approved `version` and record the move."""
+    _require_name(by)
     client = registry_client(settings)
-    target = get_version(client, settings, version)
-    if not is_approved(target):
-        raise LifecycleError(
-            f"version {version} is not approved; run `fraud model approve {version} --by NAME --note TEXT` first"
-        )
-    previous = alias_version(client, settings, CHAMPION)
-    if previous == str(version):
-        raise LifecycleError(f"version {version} is already the champion")
-    return _move(client, settings, "promote", previous, str(version), by, reason)
+    with _champion_lock(client, settings, by):
+        trail = _reconciled_trail(client, settings)
+        if not is_approved(get_version(client, settings, version)):
+            raise LifecycleError(
+                f"version {version} is not approved; run `fraud model approve {version} --by NAME --note TEXT` first"
+            )
+        previous = alias_version(client, settings, CHAMPION)
+        if previous == str(version):
+            raise LifecycleError(f"version {version} is already the champion")
+        return _move(client, settings, trail, "promote", previous, str(version), by, reason)
 
 
 def rollback(settings: Settings, by: str, reason: str) -> AliasMove:
-    """Move `champion` back to the champion before the current one."""
+    """Move `champion` back to the last approved champion before the current one."""
+    _require_name(by)
     client = registry_client(settings)
-    history = champion_history(audit_trail(settings))
-    current = alias_version(client, settings, CHAMPION)
-    if current is None or len(history) < 2 or history[-1] != current:
-        raise LifecycleError("there is no previous champion to roll back to")
-    target = history[-2]
-    if not is_approved(get_version(client, settings, target)):
-        raise LifecycleError(f"the previous champion, version {target}, is not approved")
-    return _move(client, settings, "rollback", current, target, by, reason)
-
-
-def champion_history(moves: list[AliasMove]) -> list[str]:
-    """Champions in order, as a stack: a promotion pushes, a rollback pops."""
-    stack: list[str] = []
-    for move in moves:
-        if move.kind == "promote":
-            if not stack and move.from_version:
-                stack.append(move.from_version)
-            stack.append(move.to_version)
-        elif stack:
-            stack.pop()
-    return stack
+    with _champion_lock(client, settings, by):
+        trail = _reconciled_trail(client, settings)
+        current = alias_version(client, settings, CHAMPION)
+        target = last_approved_champion(client, settings, trail, before=current) if current else None
+        if current is None or target is None:
+            raise LifecycleError("there is no previous approved champion to roll back to")
+        return _move(client, settings, trail, "rollback", current, target, by, reason)
 
 
 def audit_trail(settings: Settings) -> list[AliasMove]:
-    """Every recorded alias move, oldest first."""
+    """Every move of the alias, oldest first, a move made outside `fraud model` recorded first."""
     client = registry_client(settings)
-    try:
-        tags = client.get_registered_model(settings.model_name).tags
-    except MlflowException:
+    if _registered(client, settings) is None:
         return []
-    keys = sorted(k for k in tags if k.startswith(AUDIT_TAG_PREFIX))
-    return [AliasMove(**json.loads(tags[key])) for key in keys]
+    with _champion_lock(client, settings, "fraud model audit"):
+        return _reconciled_trail(client, settings)
 
 
 def list_versions(settings: Settings) -> list[VersionSummary]:
     """Every version with its approval, aliases and holdout metrics, newest first."""
     client = registry_client(settings)
-    versions = client.search_model_versions(f"name = '{settings.model_name}'")
-    summaries = []
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        full = client.get_model_version(settings.model_name, version.version)
-        metrics = client.get_run(full.run_id).data.metrics if full.run_id else {}
-        summaries.append(
-            VersionSummary(
-                version=str(full.version),
-                created_at=datetime.fromtimestamp(full.creation_timestamp / 1000, UTC).isoformat(),
-                approved_by=full.tags.get(VersionTag.APPROVED_BY),
-                approved_at=full.tags.get(VersionTag.APPROVED_AT),
-                aliases=list(full.aliases),
-                metrics=dict(metrics),
-                data_start=full.tags.get(VersionTag.DATA_START),
-                data_end=full.tags.get(VersionTag.DATA_END),
+    with _registry_errors(settings):
+        versions = client.search_model_versions(f"name = '{settings.model_name}'")
+        summaries = []
+        for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+            full = client.get_model_version(settings.model_name, version.version)
+            metrics = client.get_run(full.run_id).data.metrics if full.run_id else {}
+            summaries.append(
+                VersionSummary(
+                    version=str(full.version),
+                    created_at=datetime.fromtimestamp(full.creation_timestamp / 1000, UTC).isoformat(),
+                    approved_by=full.tags.get(VersionTag.APPROVED_BY),
+                    approved_at=full.tags.get(VersionTag.APPROVED_AT),
+                    aliases=list(full.aliases),
+                    metrics=dict(metrics),
+                    data_start=full.tags.get(VersionTag.DATA_START),
+                    data_end=full.tags.get(VersionTag.DATA_END),
+                )
             )
-        )
     return summaries
+
+
+# --- Writing the trail -------------------------------------------------------------------
 
 
 def _move(
     client: MlflowClient,
     settings: Settings,
-    kind: Literal["promote", "rollback"],
+    trail: list[AliasMove],
+    kind: MoveKind,
     from_version: str | None,
     to_version: str,
     by: str,
     reason: str,
 ) -> AliasMove:
-    if not by.strip():
-        raise LifecycleError("say who moves the alias (--by NAME)")
+    """Move the alias, then record the move (under the lock: the trail read is the trail written)."""
     move = AliasMove(
         kind=kind,
         at=_now(),
@@ -177,10 +193,120 @@ def _move(
         to_version=to_version,
         reason=reason.strip() or kind,
     )
-    client.set_registered_model_alias(settings.model_name, CHAMPION, to_version)
-    sequence = len(audit_trail(settings)) + 1
-    client.set_registered_model_tag(settings.model_name, f"{AUDIT_TAG_PREFIX}{sequence:06d}", json.dumps(asdict(move)))
+    with _registry_errors(settings):
+        client.set_registered_model_alias(settings.model_name, CHAMPION, to_version)
+    _record(client, settings, trail, move)
     return move
+
+
+def _record(client: MlflowClient, settings: Settings, trail: list[AliasMove], move: AliasMove) -> None:
+    with _registry_errors(settings):
+        client.set_registered_model_tag(settings.model_name, audit_tag(len(trail) + 1), move.to_tag())
+    trail.append(move)
+
+
+def _reconciled_trail(client: MlflowClient, settings: Settings) -> list[AliasMove]:
+    """The trail, with an `external` entry added when the alias is not where the trail left it."""
+    trail = read_audit_trail(client, settings)
+    history = champion_history(trail)
+    recorded = history[-1] if history else None
+    current = alias_version(client, settings, CHAMPION)
+    if current != recorded:
+        _record(
+            client,
+            settings,
+            trail,
+            AliasMove(
+                kind="external",
+                at=_now(),
+                by=EXTERNAL_BY,
+                from_version=recorded,
+                to_version=current,
+                reason="the alias was moved outside `fraud model` (MLflow's UI or API), or a move's entry was "
+                "not written; found and recorded here",
+            ),
+        )
+    return trail
+
+
+# --- The lock ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _champion_lock(client: MlflowClient, settings: Settings, holder: str) -> Iterator[None]:
+    """Hold the registry's lock on the champion alias: a registered model only one can create."""
+    name = f"{settings.model_name}{LOCK_SUFFIX}"
+    me = f"{holder.strip()} ({getpass.getuser()}@{socket.gethostname()}, pid {os.getpid()})"
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not _try_lock(client, settings, name, me):
+        if time.monotonic() > deadline:
+            raise LifecycleError(
+                f"another change of the champion is in progress ({_lock_holder(client, name)}); "
+                "try again once it is done"
+            )
+        time.sleep(random.uniform(0.05, 0.2))
+    try:
+        yield
+    finally:
+        with _registry_errors(settings):
+            client.delete_registered_model(name)
+
+
+def _try_lock(client: MlflowClient, settings: Settings, name: str, me: str) -> bool:
+    try:
+        client.create_registered_model(
+            name,
+            tags={"holder": me, "acquired_at": str(time.time())},
+            description="Held while the champion alias moves; deleted after.",
+        )
+        return True
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise RegistryUnavailable.of(settings, error) from error
+    except REGISTRY_ERRORS as error:
+        raise RegistryUnavailable.of(settings, error) from error
+    _break_if_stale(client, name)
+    return False
+
+
+def _break_if_stale(client: MlflowClient, name: str) -> None:
+    """Delete a lock its holder left behind (killed mid-move); the next attempt takes it."""
+    with contextlib.suppress(MlflowException):  # gone meanwhile, or broken by another operator
+        lock = client.get_registered_model(name)
+        if time.time() - float(lock.tags.get("acquired_at", "0")) > LOCK_STALE_S:
+            client.delete_registered_model(name)
+
+
+def _lock_holder(client: MlflowClient, name: str) -> str:
+    with contextlib.suppress(MlflowException):
+        return f"held by {client.get_registered_model(name).tags.get('holder', 'someone')}"
+    return "held by someone"
+
+
+# --- Small helpers -------------------------------------------------------------------------
+
+
+def _registered(client: MlflowClient, settings: Settings) -> object | None:
+    try:
+        return client.get_registered_model(settings.model_name)
+    except MlflowException as error:
+        if is_absent(error):
+            return None
+        raise RegistryUnavailable.of(settings, error) from error
+
+
+@contextlib.contextmanager
+def _registry_errors(settings: Settings) -> Iterator[None]:
+    """A registry failure inside the block ends it with a sentence, never as a half-told success."""
+    try:
+        yield
+    except REGISTRY_ERRORS as error:
+        raise RegistryUnavailable.of(settings, error) from error
+
+
+def _require_name(by: str) -> None:
+    if not by.strip():
+        raise LifecycleError("say who moves the alias (--by NAME)")
 
 
 def _now() -> str:

@@ -15,7 +15,7 @@ from contracts.settings import Settings
 from training.dataset import build_split_sets, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Metrics, Split, evaluate_scores
-from training.reference import build_reference
+from training.reference import build_reference, context_rows
 from training.register import CandidateRun, Lineage, code_version, log_and_register, log_rejected
 from training.report import report_dir, write_evaluation_report
 from training.validate import (
@@ -115,7 +115,13 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
     if not all(check.passed for check in checks):
         log_rejected(settings, candidate)
         raise GateFailed(checks)
-    reference = build_reference(test_set, names, scores, settings.reference_max_rows)
+    reference = build_reference(
+        test_set,
+        names,
+        scores,
+        settings.reference_max_rows,
+        context=context_rows(train_set, settings.reference_context_days),
+    )
     version = log_and_register(settings, booster, candidate, reference)
     return TrainingResult(
         model_name=settings.model_name,

@@ -14,7 +14,7 @@ router = APIRouter(tags=["monitoring"])
 def metrics(scorer: ScorerDep, scorer_metrics: MetricsDep) -> Response:
     # A plain `def`: the drift results come from Redis, and a scrape must not hold the event loop.
     collectors = [
-        ModelCollector(lambda: (scorer.model.name, scorer.model.version)),
+        ModelCollector(lambda: (scorer.model.name, scorer.model.version, scorer.models.status.refused_version)),
         DriftCollector(scorer.settings, scorer.health_redis),
     ]
     return Response(scorer_metrics.exposition(collectors), media_type=CONTENT_TYPE_LATEST)

@@ -39,7 +39,8 @@ def exported_series(settings: Settings) -> set[str]:
         metrics.decisions.labels("approve").inc()
         metrics.risk_score.observe(0.1)
         metrics.missing.labels("device_age_days").inc()
-        text = metrics.exposition([ModelCollector(lambda: ("m", "1")), DriftCollector(local, client)]).decode()
+        metrics.events_dropped.inc()
+        text = metrics.exposition([ModelCollector(lambda: ("m", "1", "2")), DriftCollector(local, client)]).decode()
     finally:
         client.delete(local.drift_results_key, local.alert_stream)
         client.close()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xgboost as xgb
 
-from serving.explain import Contributions
+from serving.explain import Contributions, UnexplainableModel
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +39,34 @@ def test_contributions_add_up_to_the_margin(booster: xgb.Booster) -> None:
     margin = booster.predict(xgb.DMatrix(rows), output_margin=True)
     ours = Contributions(booster)
     np.testing.assert_allclose(ours(rows).sum(axis=1) + ours.bias, margin, atol=1e-4)
+
+
+def test_a_model_with_categorical_splits_is_refused_with_the_feature_named() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"channel": pd.Categorical(rng.choice(["web", "app", "pos"], 600)), "amount": rng.uniform(0, 100, 600)}
+    )
+    labels = (frame["channel"] == "web").astype(int)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "tree_method": "hist"},
+        xgb.DMatrix(frame, label=labels, enable_categorical=True),
+        5,
+    )
+    with pytest.raises(UnexplainableModel, match="splits on 'channel' as a category"):
+        Contributions(booster)
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"objective": "binary:logistic", "booster": "dart"}, "'dart' booster"),
+        ({"objective": "multi:softprob", "num_class": 3}, "3 outputs"),
+    ],
+)
+def test_models_the_walk_cannot_explain_are_refused(params: dict, problem: str) -> None:
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(300, 3))
+    labels = rng.integers(0, params.get("num_class", 2), 300)
+    booster = xgb.train(params, xgb.DMatrix(rows, label=labels), 3)
+    with pytest.raises(UnexplainableModel, match=problem):
+        Contributions(booster)

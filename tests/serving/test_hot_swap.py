@@ -3,14 +3,19 @@ an unreachable registry leaves the served model in place and shows in /health.""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import httpx
 import pandas as pd
 import pytest
+import redis
 
-from training.lifecycle import approve, promote, rollback
+from contracts.alerts import latest_alerts
+from contracts.registry import CHAMPION, registry_client
+from serving.app import create_app
+from training.lifecycle import approve, audit_trail, promote, rollback
 from training.train import train_candidate
 
 LOAD_THREADS = 4
@@ -114,3 +119,49 @@ def wait_for_registry(http: httpx.Client, state: str, timeout_s: float = 20) -> 
     while http.get("/health").json()["model_registry"] != state:
         assert time.monotonic() < deadline, f"health never reported the registry as {state}"
         time.sleep(0.1)
+
+
+def test_a_champion_nobody_approved_is_never_served(
+    scorer_app, settings, http, feature_store, trained_model, transactions, online_until, live_customers
+) -> None:
+    """The alias moved with MLflow's own API (its UI's alias editor) to a version nobody approved."""
+    unapproved = train_candidate(settings, feature_store, transactions).version
+    client = registry_client(settings)
+    alerts_before = len(latest_alerts(redis.Redis.from_url(settings.redis_url), settings, 1000))
+    client.set_registered_model_alias(settings.model_name, CHAMPION, unapproved)
+    try:
+        deadline = time.monotonic() + 15
+        while http.get("/health").json()["champion_refused"] != unapproved:
+            assert time.monotonic() < deadline, "the scorer did not notice the unapproved champion"
+            time.sleep(0.1)
+        health = http.get("/health").json()
+        assert health["status"] == "degraded" and health["model_version"] == trained_model.version
+        answer = http.post("/score", json=body(transactions, online_until, live_customers[-4]))
+        assert answer.status_code == 200 and answer.json()["model_version"] == trained_model.version
+        metrics = http.get("/metrics").text
+        assert (
+            f'fraud_champion_refused{{model_name="{settings.model_name}",model_version="{unapproved}"}} 1.0' in metrics
+        )
+        alerts = latest_alerts(redis.Redis.from_url(settings.redis_url), settings, 1000)[alerts_before:]
+        assert [(a["kind"], a["model_version"]) for a in alerts] == [("unapproved_champion", unapproved)]
+        # A scorer starting now serves the last approved champion, not the unapproved one.
+        fresh = create_app(settings)
+        asyncio.run(_start_and_stop(fresh))
+        assert fresh.state.versions == (trained_model.version, unapproved)
+    finally:
+        rollback(settings, by="test-suite", reason="back from the unapproved champion")
+    trail = audit_trail(settings)
+    assert [(m.kind, m.to_version) for m in trail[-2:]] == [
+        ("external", unapproved),
+        ("rollback", trained_model.version),
+    ]
+    deadline = time.monotonic() + 15
+    while http.get("/health").json()["champion_refused"] is not None:
+        assert time.monotonic() < deadline, "the refusal did not clear once the champion was approved again"
+        time.sleep(0.1)
+
+
+async def _start_and_stop(app) -> None:
+    async with app.router.lifespan_context(app):
+        models = app.state.scorer.models
+        app.state.versions = (models.current.version, models.status.refused_version)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -138,3 +140,28 @@ def test_metrics_add_up_across_worker_processes(settings, trained_model, online_
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_dropped_scoring_events_are_counted_and_make_health_degraded(scorer_app, http, probe) -> None:
+    """The stream unreachable past the publisher's retries: the answer still comes, the loss shows."""
+    from contracts.net import free_port
+    from serving.publisher import stream_client
+
+    publisher = scorer_app.state.scorer.events
+    saved = publisher._client, publisher._retry_pauses_s
+    publisher._client = stream_client(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    publisher._retry_pauses_s = (0.01,)
+    try:
+        before = sample(http, "fraud_scoring_events_dropped_total")
+        assert http.post("/score", json=body(probe, transaction_id="m-drop")).status_code == 200
+        for _ in range(100):
+            if sample(http, "fraud_scoring_events_dropped_total") == before + 1:
+                break
+            time.sleep(0.05)
+        assert sample(http, "fraud_scoring_events_dropped_total") == before + 1
+        health = http.get("/health").json()
+        assert health["status"] == "degraded" and health["event_publisher"] == "dropping"
+        assert health["events_dropped"] >= 1
+    finally:
+        publisher._client, publisher._retry_pauses_s = saved
+        publisher._last_drop = None  # the other tests start from a publisher that has not dropped lately

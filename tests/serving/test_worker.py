@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -22,9 +24,11 @@ from contracts.events import ScoringEvent, publish_event
 from contracts.files import TEMP_PREFIX
 from contracts.prediction_log import log_dir
 from contracts.settings import Settings
+from feature_repo.store import feature_store as open_feature_store
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, device_hash, next_customer_state
 from monitoring.prediction_log import read_prediction_log
 from serving.worker import Worker, WorkerConfig
+from tests.support.tcp_proxy import TcpProxy
 
 FRAUD = str(Path(sys.executable).parent / "fraud")
 WORKER_CUSTOMERS = slice(8, 14)  # the parity replay uses the first 8 live customers, probes the last 3
@@ -435,3 +439,49 @@ def test_the_worker_command_fails_clearly_when_redis_is_unreachable(tmp_path) ->
     assert result.returncode != 0
     assert f"cannot reach Redis at 127.0.0.1:{port}/0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_running_worker_waits_out_a_redis_outage_and_loses_nothing(settings, tmp_path) -> None:
+    """Redis gone for a few seconds under a running worker (its client and its feature store both
+    reach Redis through a relay the test cuts): every event is logged once and folded once."""
+    url = urlparse(settings.redis_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    proxied = f"redis://127.0.0.1:{proxy.port}{url.path}"
+    local = Settings(
+        **{**local_settings(settings, tmp_path, "fraud:test-worker:outage").model_dump(), "redis_url": proxied}
+    )
+    store = open_feature_store(Settings(**{**settings.model_dump(), "redis_url": proxied}))
+    events = synthetic_events(120, first_customer=9_300_000, customers=5, prefix="outage")
+    direct = redis.Redis.from_url(settings.redis_url)
+    for event in events[:60]:
+        publish_event(direct, local, event)
+    worker = Worker(local, store, redis.Redis.from_url(proxied), WorkerConfig(consumer="outage", batch=20))
+    stop = threading.Event()
+    running = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    running.start()
+    try:
+        wait_for_rows(local, 60)
+        proxy.cut()
+        for event in events[60:]:  # the scorer goes on publishing; the worker cannot read them
+            publish_event(direct, local, event)
+        time.sleep(3)
+        assert len(read_prediction_log(local)) == 60
+        proxy.start()
+        wait_for_rows(local, 120, timeout_s=90)
+    finally:
+        stop.set()
+        running.join(timeout=30)
+        proxy.cut()
+    assert not running.is_alive()
+    assert_logged_exactly_once(read_prediction_log(local), events)
+    assert pending(direct, local.scoring_stream) == 0
+    customers = sorted({e.transaction["customer_id"] for e in events})
+    assert online_states(open_feature_store(settings), customers) == folded_states({c: {} for c in customers}, events)
+    direct.close()
+
+
+def wait_for_rows(local: Settings, rows: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while len(read_prediction_log(local)) < rows:
+        assert time.monotonic() < deadline, f"the worker logged {len(read_prediction_log(local))} of {rows}"
+        time.sleep(0.1)

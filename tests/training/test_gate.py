@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from contracts.registry import RegistryUnavailable
 from contracts.settings import Settings
+from tests.support.registry import relayed_registry
 from training import train as train_module
 from training.models import fit_xgboost
 from training.validate import GateFailed, check_training_data
@@ -87,3 +89,15 @@ def test_training_data_checks_catch_contract_and_range_problems(settings, transa
     assert not checks["features_in_range"].passed
     assert "terminal_id_risk_7day_window" in checks["features_in_range"].message
     assert not checks["training_frauds"].passed and "short by 4" in checks["training_frauds"].message
+
+
+def test_a_registry_failing_during_the_gate_stops_training_instead_of_passing_it(
+    settings, feature_store, transactions, trained_model
+) -> None:
+    """The no-regression check needs the champion: a registry that fails must not read as "no champion"."""
+    before = versions(settings)
+    with relayed_registry(settings) as (relayed, proxy):
+        proxy.cut()
+        with pytest.raises(RegistryUnavailable, match=r"registry at .* failed"):
+            train_module.train_candidate(relayed, feature_store, transactions)
+    assert versions(settings) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,11 @@ import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import alias_version, registry_client
+from contracts.champion import audit_tag
+from contracts.registry import RegistryUnavailable, alias_version, registry_client
 from contracts.settings import Settings
+from tests.support.registry import relayed_registry
+from tests.support.tcp_proxy import TcpProxy
 from training.lifecycle import LifecycleError, approve, audit_trail, list_versions, promote, rollback
 from training.reference import build_reference
 from training.register import CandidateRun, Lineage, log_and_register
@@ -43,6 +47,7 @@ def register(settings: Settings, seed: int) -> str:
     names = ["amount", "customer_id_nb_tx_1day_window"]
     frame = pd.DataFrame(rng.uniform(0, 5, size=(200, 2)), columns=names)
     frame["is_fraud"] = (frame["amount"] > 4).astype(int)
+    frame["tx_datetime"] = pd.date_range("2024-01-01", periods=len(frame), freq="h", tz="UTC")
     booster = xgb.train(
         {"objective": "binary:logistic", "seed": seed},
         xgb.DMatrix(frame[names], label=frame["is_fraud"], feature_names=names),
@@ -117,7 +122,7 @@ def test_promote_and_rollback_move_the_alias_and_keep_an_audit_trail(registry: S
     assert alias_version(client, registry) == v2
     rollback(registry, by="dave", reason="still alerts")
     assert alias_version(client, registry) == v1
-    with pytest.raises(LifecycleError, match="no previous champion"):
+    with pytest.raises(LifecycleError, match="no previous approved champion"):
         rollback(registry, by="dave", reason="nothing left")
     trail = audit_trail(registry)
     assert [(m.kind, m.by, m.from_version, m.to_version) for m in trail] == [
@@ -167,3 +172,81 @@ def test_registering_leaves_the_process_wide_tracking_uri_as_it_was(registry: Se
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     register(registry, 1)
     assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+
+
+# --- Never guess on an error; one trail, also with two operators; moves made elsewhere ---------
+
+
+@pytest.fixture()
+def relayed(settings: Settings, request: pytest.FixtureRequest) -> Iterator[tuple[Settings, TcpProxy]]:
+    """The run's PostgreSQL registry reached through a relay the test can cut, under a model of its own."""
+    name = request.node.name[-40:]
+    with relayed_registry(settings, data_dir=settings.data_dir / name, model_name=f"relayed_{name}") as relayed:
+        yield relayed
+
+
+def test_a_failing_registry_is_never_read_as_no_champion(relayed: tuple[Settings, TcpProxy]) -> None:
+    registry, proxy = relayed
+    assert alias_version(registry_client(registry), registry) is None  # reachable, nothing there: None
+    proxy.cut()
+    with pytest.raises(RegistryUnavailable, match=r"registry at .* failed"):
+        alias_version(registry_client(registry), registry)
+
+
+def test_a_promotion_the_registry_cuts_off_leaves_nothing_half_done(relayed: tuple[Settings, TcpProxy]) -> None:
+    registry, proxy = relayed
+    v1, v2 = register(registry, 1), register(registry, 2)
+    for version in (v1, v2):
+        approve(registry, version, by="alice", note="ok")
+    promote(registry, v1, by="bob", reason="first")
+    proxy.cut()
+    with pytest.raises(RegistryUnavailable):
+        promote(registry, v2, by="bob", reason="while the registry is gone")
+    proxy.start()
+    assert alias_version(registry_client(registry), registry) == v1
+    assert [(m.kind, m.to_version) for m in audit_trail(registry)] == [("promote", v1)]
+
+
+def test_two_operators_promoting_at_once_are_serialised_and_both_recorded(registry: Settings) -> None:
+    versions = [register(registry, seed) for seed in (1, 2, 3)]
+    for version in versions:
+        approve(registry, version, by="alice", note="ok")
+    promote(registry, versions[0], by="alice", reason="first")
+    errors: list[BaseException] = []
+
+    def operator(version: str, name: str) -> None:
+        try:
+            promote(registry, version, by=name, reason="at the same time")
+        except BaseException as error:  # the test reports whatever either thread met
+            errors.append(error)
+
+    threads = [threading.Thread(target=operator, args=(v, f"op{i}")) for i, v in enumerate(versions[1:])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    trail = audit_trail(registry)
+    assert [m.kind for m in trail] == ["promote"] * 3
+    assert trail[2].from_version == trail[1].to_version  # the second saw the first's move
+    assert alias_version(registry_client(registry), registry) == trail[-1].to_version
+    tags = registry_client(registry).get_registered_model(registry.model_name).tags
+    assert sorted(k for k in tags if k.startswith("alias_audit.")) == [audit_tag(i) for i in (1, 2, 3)]
+
+
+def test_a_move_made_outside_fraud_model_is_recorded_and_rollback_skips_the_unapproved(registry: Settings) -> None:
+    v1, v2, v3 = (register(registry, seed) for seed in (1, 2, 3))
+    for version in (v1, v2):
+        approve(registry, version, by="alice", note="ok")
+    promote(registry, v1, by="bob", reason="first")
+    promote(registry, v2, by="bob", reason="second")
+    # What MLflow's UI alias editor does: nobody approved v3.
+    registry_client(registry).set_registered_model_alias(registry.model_name, "champion", v3)
+    trail = audit_trail(registry)
+    assert (trail[-1].kind, trail[-1].from_version, trail[-1].to_version) == ("external", v2, v3)
+    assert "outside `fraud model`" in trail[-1].by
+    assert len(audit_trail(registry)) == 3  # found once, recorded once
+    back = rollback(registry, by="dave", reason="unapproved champion")
+    assert (back.from_version, back.to_version) == (v3, v2)
+    back = rollback(registry, by="dave", reason="further")
+    assert (back.from_version, back.to_version) == (v2, v1)

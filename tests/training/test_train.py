@@ -13,7 +13,7 @@ import pytest
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import CHAMPION, fluent_tracking, load_booster
+from contracts.registry import CHAMPION, REFERENCE_TIME_COLUMN, fluent_tracking, load_booster
 from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
 from training.train import holdout_split
 
@@ -72,9 +72,15 @@ def test_registered_version_carries_its_monitoring_reference(settings, trained_m
     booster = load_booster(settings, trained_model.version)
     assert feature_columns(reference) == booster.feature_names
     # The holdout's rows: out-of-sample scores, as the model's own on the stored inputs.
-    assert len(reference) == trained_model.n_test
-    scores = booster.inplace_predict(reference[booster.feature_names].to_numpy(np.float64))
-    np.testing.assert_allclose(reference[SCORE_COLUMN].to_numpy(), scores, rtol=1e-6)
+    scored = reference[reference[SCORE_COLUMN].notna()]
+    assert len(scored) == trained_model.n_test
+    scores = booster.inplace_predict(scored[booster.feature_names].to_numpy(np.float64))
+    np.testing.assert_allclose(scored[SCORE_COLUMN].to_numpy(), scores, rtol=1e-6)
+    # Before them, in time order, the inputs of the training period's last week, without a score.
+    context = reference[reference[SCORE_COLUMN].isna()]
+    assert len(context) > 0 and context[REFERENCE_TIME_COLUMN].max() < scored[REFERENCE_TIME_COLUMN].min()
+    assert context[REFERENCE_TIME_COLUMN].max() - context[REFERENCE_TIME_COLUMN].min() <= pd.Timedelta(days=7)
+    assert reference[REFERENCE_TIME_COLUMN].is_monotonic_increasing
 
 
 def test_monitoring_reference_is_refused_for_an_unknown_version(settings) -> None:
