@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench bench-serving bench-drift clean
+.PHONY: install demo test lint format bench bench-serving bench-drift bench-daily clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,13 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Speed and scale, measured against a baseline in the same run (see benchmarks/).
-bench: $(STAMP) bench-serving bench-drift
+bench: $(STAMP) bench-serving bench-drift bench-daily
 	$(BIN)/python -m benchmarks.handbook_evaluation
+
+# Operated day after day: per-day skew and drift (daily_replay); the daily job on the book's data.
+bench-daily: $(STAMP)
+	$(BIN)/python -m benchmarks.daily_replay
+	$(BIN)/python -m benchmarks.refresh_book
 
 # The drift job over 1 million logged requests, against reading the log alone.
 bench-drift: $(STAMP)

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         return self.data_dir / "incoming"
 
     @property
+    def inbox_dir(self) -> Path:
+        """Where raw files wait for the daily job (`fraud features refresh`)."""
+        return self.data_dir / "inbox"
+
+    @property
     def offline_dir(self) -> Path:
         return self.data_dir / "features"
 

@@ -20,9 +20,9 @@ from feast.value_type import ValueType
 
 
 def offline_table(name: str) -> str:
-    """An offline table's file under FRAUD_DATA_DIR/features, for Feast's own CLI (`feast apply`
-    after `eval "$(fraud env)"`, as feature_store.yaml reads it); the platform re-binds it."""
-    return str(Path(os.environ.get("FRAUD_DATA_DIR", ".fraud-data")) / "features" / f"{name}.parquet")
+    """An offline table: the parquet parts of a folder under FRAUD_DATA_DIR/features, as Feast's
+    own CLI finds them (`feast apply` after `eval "$(fraud env)"`); the platform re-binds it."""
+    return str(Path(os.environ.get("FRAUD_DATA_DIR", ".fraud-data")) / "features" / name / "part-*.parquet")
 
 
 # --- Entities -----------------------------------------------------------------------
@@ -114,7 +114,10 @@ terminal_labels = FeatureView(
     source=terminal_labels_source,
     online=True,
     tags={
-        "freshness": "label feed (materialize-incremental)",
+        # Rows are stamped when their labels become known: `fraud features materialize --end T`
+        # loads them up to T + LABEL_DELAY, every label of the data up to T (feature_repo/store.py).
+        "stamped_ahead": "label_delay",
+        "freshness": "daily batch; each label is served from the moment it is known",
         "as_of": "row stamped when its newest label becomes known (payment + LABEL_DELAY)",
     },
 )

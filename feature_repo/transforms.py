@@ -8,7 +8,7 @@ Stored state (offline tables, and the online store):
   (times, amounts, device hashes), stamped 1 microsecond after the payment, so the
   payment itself never sees the row it wrote, and the next payment does.
 - terminal labels: after each labelled payment on a terminal, the terminal's labelled
-  payments of the 30 days up to it, each as the moment its label became known (payment
+  payments of the 30 + delay days up to it, each as the moment its label became known (payment
   time + label delay) with the label, stamped when the newest of them became known, so
   no label younger than the delay is ever visible. The delay is applied here, once, when
   the state is built: what reads the state needs no setting to use it.
@@ -62,29 +62,47 @@ def epoch_seconds(when: pd.Series) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Trailing:
-    """For each row of a key-then-time sorted frame, the start of its trailing window."""
+    """For each row of a key-then-time sorted frame, the rows of its trailing window."""
 
-    order: np.ndarray  # positions that sort the input by (key, time)
+    order: np.ndarray  # positions that sort the input by (key, stamp)
     start: np.ndarray  # per sorted row: first sorted position inside (t - window, t]
+    end: np.ndarray  # per sorted row: one past the last row of its key stamped alike
 
     @classmethod
-    def of(cls, keys: np.ndarray, seconds: np.ndarray, window_s: int) -> _Trailing:
-        order = np.lexsort((seconds, keys))
-        k, s = keys[order], seconds[order]
+    def of(cls, keys: np.ndarray, seconds: np.ndarray, stamps: np.ndarray, window_s: int) -> _Trailing:
+        order = np.lexsort((stamps, keys))  # as state_row_order: stamps are payment times shifted alike
+        k, s, t = keys[order], seconds[order], stamps[order]
         # One sortable number per row: key in the high bits, time in the low 34 bits.
         composite = (k.astype(np.int64) << 34) + (s - s.min())
         start = np.searchsorted(composite, composite - window_s, side="right")
-        return cls(order=order, start=start)
+        # Rows of one key with one stamp all hold every one of them: which of them a
+        # point-in-time join or a materialisation picks must not matter.
+        first_of_tie = np.r_[True, (k[1:] != k[:-1]) | (t[1:] != t[:-1])]
+        tie_ends = np.r_[np.flatnonzero(first_of_tie)[1:], len(k)]
+        return cls(order=order, start=start, end=tie_ends[np.cumsum(first_of_tie) - 1])
 
     def list_array(self, values: np.ndarray, pa_type: pa.DataType, rows: slice = slice(None)) -> pa.ListArray:
-        """Per row, the values of its window (itself included), as an Arrow list column."""
-        start = self.start[rows]
-        end = np.arange(len(self.start))[rows] + 1
+        """Per row, the values of its window (itself and its ties included), as an Arrow list column."""
+        start, end = self.start[rows], self.end[rows]
         lengths = end - start
         offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.repeat(start - offsets[:-1], lengths) + np.arange(offsets[-1])
         return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[self.order][flat], type=pa_type))
+
+
+def microseconds(when: pd.Series) -> np.ndarray:
+    """UTC timestamps as integer microseconds (the resolution state rows are stamped at)."""
+    return pd.DatetimeIndex(pd.to_datetime(when, utc=True)).floor("us").as_unit("us").asi8
+
+
+def state_row_order(transactions: pd.DataFrame, key: str) -> np.ndarray:
+    """The order a state table's rows come in: by key, then payment time, ties in the frame's order.
+
+    Each state's rows are stamped at their payment's time plus a constant (1 us, or the
+    label delay), so ordering by stamp is ordering by payment time.
+    """
+    return np.lexsort((microseconds(transactions["tx_datetime"]), transactions[key].to_numpy(np.int64)))
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -99,10 +117,11 @@ def _state_batches(
     stamps: pd.Series,
     lists: dict[str, tuple[np.ndarray, pa.DataType]],
     batch_rows: int,
+    horizon_days: int = STATE_DAYS,
 ) -> Iterator[pa.RecordBatch]:
     """One row per payment: its key, its stamp, and per list column the values of the key's
-    payments in the 30 days up to it (itself included), as Arrow batches."""
-    trailing = _Trailing.of(keys, seconds, STATE_DAYS * DAY_S)
+    payments in the `horizon_days` days up to it (itself, and any stamped alike, included), as Arrow batches."""
+    trailing = _Trailing.of(keys, seconds, microseconds(stamps), horizon_days * DAY_S)
     sorted_keys, sorted_stamps = keys[trailing.order], stamps.to_numpy()[trailing.order]
     for rows in _batches(len(keys), batch_rows):
         yield pa.RecordBatch.from_arrays(
@@ -136,7 +155,13 @@ def customer_state_batches(transactions: pd.DataFrame, batch_rows: int = 250_000
 def terminal_state_batches(
     transactions: pd.DataFrame, label_delay_days: int, batch_rows: int = 250_000
 ) -> Iterator[pa.RecordBatch]:
-    """Terminal label rows, one per labelled payment, stamped when its label becomes known."""
+    """Terminal label rows, one per labelled payment, stamped when its label becomes known.
+
+    A row holds the labelled payments of the 30 + delay days up to its own: enough for every
+    window of any payment from then until its own label is known, so the newest row, even
+    stamped a week ahead (`fraud features materialize` loads it), serves all of them, each
+    label unmasked by the request-time features at the moment it becomes known.
+    """
     if "is_fraud" not in transactions.columns:
         return iter(())
     labelled = transactions[transactions["is_fraud"].notna()]
@@ -152,6 +177,7 @@ def terminal_state_batches(
             "labelled_tx_frauds": (labelled["is_fraud"].to_numpy(np.int64), pa.int64()),
         },
         batch_rows,
+        horizon_days=STATE_DAYS + label_delay_days,
     )
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from contracts.net import free_port
 from contracts.settings import Settings
 from contracts.transactions import scenario_name
 from fraud.console import console
+from fraud.scorer_process import scorer_process
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +45,13 @@ def run_demo(settings: Settings, console: Console) -> None:
     from data.raw_store import RawStore
     from data.simulate import SimulationConfig, simulate_transactions
     from feature_repo.pipeline import build_offline_tables
-    from feature_repo.store import apply_definitions, clear_online_store, feature_store, limit_offline_memory
+    from feature_repo.store import (
+        apply_definitions,
+        clear_online_store,
+        feature_store,
+        limit_offline_memory,
+        materialize_views,
+    )
     from training.lifecycle import approve, promote
     from training.train import train_candidate
 
@@ -87,13 +90,13 @@ def run_demo(settings: Settings, console: Console) -> None:
             apply_definitions(store, settings)
         console.print("4/8 applied feature definitions: feature service " + settings.feature_service)
 
-        with console.status("5/8 materialising to Redis (feast materialize-incremental)"):
+        with console.status("5/8 materialising to Redis"):
             # An earlier demo's rows would win: Feast skips a write that is not newer than the stored row.
             cleared = clear_online_store(store, settings)
-            store.materialize_incremental(end_date=datetime.now(UTC))
+            loaded = materialize_views(store, settings, end=datetime.now(UTC))
         console.print(
-            f"5/8 materialised the latest snapshots to the online store ({cleared:,} rows of an earlier "
-            "run cleared first)"
+            f"5/8 loaded the online store ({cleared:,} rows of an earlier run cleared first): "
+            + ", ".join(f"{view.view} {view.online:,} of {view.entities:,} entities served" for view in loaded)
         )
 
         with console.status("6/8 training, gating, registering, approving and promoting the model"):
@@ -206,36 +209,12 @@ def _redis_for_demo(settings: Settings, console: Console) -> Iterator[str]:
 @contextlib.contextmanager
 def _scorer_process(settings: Settings, console: Console) -> Iterator[str]:
     """Start `fraud serve` in its own process and stop it on the way out."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "FRAUD_DATA_DIR": str(settings.data_dir),
-        "REDIS_URL": settings.redis_url,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "FRAUD_SCORING_STREAM": settings.scoring_stream,
-    }
-    process = subprocess.Popen([sys.executable, "-m", "fraud", "serve", "--port", str(port)], env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        with console.status("7/8 starting the scorer"):
-            _wait_until_healthy(base_url, process)
+    running = contextlib.ExitStack()
+    with console.status("7/8 starting the scorer"):
+        base_url = running.enter_context(scorer_process(settings))
+    with running:
         console.print(f"7/8 scorer answering at {base_url}; replaying the live day")
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the scorer exited with code {process.returncode} before answering")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"the scorer did not answer {base_url}/health within {timeout_s:.0f} s")
 
 
 def _pick_samples(live: pd.DataFrame) -> pd.DataFrame:

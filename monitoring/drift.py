@@ -9,6 +9,9 @@ What it compares (Evidently 0.7 computes the statistics and renders the report):
   of payments (approve / review / block) against the reference scored with today's thresholds;
 - missing values: each input's share of missing values, against the reference's.
 
+A window shorter than a day is compared with the reference's payments at the same hours of
+the day (`reference_for_window`), so time of day does not read as drift.
+
 Each statistic past its threshold (Settings) is an alert. The job writes the Evidently
 HTML report and a JSON summary under FRAUD_DATA_DIR/monitoring/drift/, records the run in
 MLflow (experiment `fraud-monitoring`), publishes each alert on the alert stream and
@@ -39,6 +42,7 @@ from contracts.decision import DECISIONS, decide
 from contracts.prediction_log import feature_column
 from contracts.registry import MONITORING_EXPERIMENT, REFERENCE_TIME_COLUMN, experiment_id, registry_client
 from contracts.settings import Settings
+from feature_repo.transforms import DAY_S
 from monitoring.alerts import publish_drift_run
 from monitoring.calibration import Statistic, chance_levels
 from monitoring.checks import (
@@ -110,6 +114,34 @@ def reference_frame(reference: pd.DataFrame, settings: Settings) -> pd.DataFrame
         None if math.isnan(score) else decide(score, settings) for score in frame[SCORE_COLUMN].tolist()
     ]
     return frame
+
+
+def reference_for_window(reference: pd.DataFrame, window: Window, settings: Settings) -> pd.DataFrame:
+    """For a window shorter than a day, the reference payments made at the same hours of the day.
+
+    Payments differ by hour (night flags, amounts, who pays): a daytime window compared
+    with whole days drifts every afternoon. A reference without payment times, or with fewer
+    than FRAUD_DRIFT_MIN_ROWS payments at those hours, is used whole (and said so).
+    """
+    length = (window.end - window.start).total_seconds()
+    if length >= DAY_S or REFERENCE_TIME_COLUMN not in reference:
+        return reference
+    times = pd.to_datetime(reference[REFERENCE_TIME_COLUMN], utc=True)
+    of_day = (times - times.dt.floor("D")).dt.total_seconds().to_numpy()
+    start = pd.Timestamp(window.start)
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    start_of_day = (start - start.floor("D")).total_seconds()
+    same_hours = reference[(of_day - start_of_day) % DAY_S < length]
+    if len(same_hours) < settings.drift_min_rows:
+        log.warning(
+            "the reference holds %d payments at %s-%s UTC (fewer than %d): comparing with the whole reference",
+            len(same_hours),
+            f"{window.start:%H:%M}",
+            f"{window.end:%H:%M}",
+            settings.drift_min_rows,
+        )
+        return reference
+    return same_hours
 
 
 # --- The comparison ------------------------------------------------------------------
@@ -261,6 +293,7 @@ def run_drift(
             f"model v{model_version} scored {len(mine)} payments in the window "
             f"(at least {settings.drift_min_rows} needed); choose another version or window"
         )
+    reference = reference_for_window(reference, window, settings)
     checks, snapshot = compare(reference_frame(reference, settings), current_frame(mine, features), settings)
     run = DriftRun(
         window=window,

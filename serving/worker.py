@@ -6,8 +6,12 @@ The scorer answers, then publishes one ScoringEvent per payment on a Redis Strea
 
 1. customer states: read the batch's customers' current state from the online store
    in one call, apply `next_customer_state` for each event in stream order, and push
-   the final state of each customer in one `push_customer_states` call, stamped 1 us
-   after its last payment (STATE_STAMP_OFFSET), as the offline table stamps it;
+   the final state of each customer in one `push_customer_states` call, stamped at its
+   last payment's time: 1 us before the offline table's row for that payment
+   (STATE_STAMP_OFFSET), so that row, written by the daily batch, always wins over the
+   push (Feast's Redis store keeps the newer of two writes): the batch is the truth and
+   repairs a state a push built on an incomplete one (after the online store was
+   wiped, say), whichever of the two came first;
 2. prediction log: write the batch's rows (contracts/prediction_log.py), skipping
    transaction ids already logged;
 3. XACK the batch.
@@ -15,16 +19,21 @@ The scorer answers, then publishes one ScoringEvent per payment on a Redis Strea
 Delivery is at-least-once (an event is acknowledged only after both effects are done)
 and both effects are idempotent, which together make every event count exactly once.
 
-Idempotent state. An event changes a customer's state only if its stamp is newer than
-the state's stamp (the stored one, then the one of the last event applied): exactly the
-rule Feast's Redis store applies to writes, so the result equals pushing after every
-payment, and an event already folded into the stored state is a no-op when replayed,
-however replayed events are grouped into batches, even when one batch mixes them with
-new ones (pending events of several dead consumers claimed together). The flip side, as
-with a push per payment: a payment not newer than the customer's last one (same
-microsecond, or out of order) does not enter the state. The read-fold-push runs under a
-Redis lock (CUSTOMER_STATE_LOCK) so that workers sharing the group cannot overwrite each
-other's update of one customer; only that step is serialised, logging stays parallel.
+Idempotent state. An event changes a customer's state only if it is not in it already:
+its stamp is newer than the state's (the stored one, then the one of the last event
+applied), or equal to it with no payment of the same second, amount and device in the
+state (a second payment at the same instant; a replayed one is in the state). So the
+result equals folding every payment once, in time order, and an event already folded into
+the stored state is a no-op when replayed, however replayed events are grouped into
+batches, even when one batch mixes them with new ones (pending events of several dead
+consumers claimed together). Limits: a payment older than the customer's state (out of
+order) does not enter it, nor does a second payment identical to the last one in instant,
+amount and device; the daily batch's rows, which win over pushes, count both.
+The read-fold-push runs under a Redis lock (CUSTOMER_STATE_LOCK) so that workers sharing
+the group cannot overwrite each other's update of one customer, nor a batch's
+(materialisation takes the same lock, feature_repo/store.py): a push is always folded
+onto the state last written, never onto one a batch replaced meanwhile. Only that step
+is serialised; logging stays parallel.
 
 Idempotent log, by transaction id. Before writing, the worker records in Redis, per
 payment date, transaction id -> the file that will hold its row (HSET, one pipeline,
@@ -43,7 +52,7 @@ appear atomically (temp file, fsync, os.replace, fsync of the folder). Each cras
 - after XACK: the events are never delivered to the group again.
 
 The state step before all of these is safe at any point too: customers whose push
-landed skip the replayed events (their stamps are not newer), the others apply them.
+landed skip the replayed events (they are in the state), the others apply them.
 Rewriting a file never loses rows: a name is only ever written with the same stream
 ids, so with the same (immutable) events. Why the intent comes before the file rather
 than a mark after it: a crash between the file and the mark, followed by a replay that
@@ -88,8 +97,8 @@ from contracts.files import remove_stale_temp_files, write_parquet_atomically
 from contracts.prediction_log import LogFile, log_dir, payment_day, plan_batch, prediction_table
 from contracts.settings import Settings
 from contracts.tables import utc_timestamp
-from feature_repo.store import feature_store, push_customer_states
-from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, STATE_STAMP_OFFSET, entity_row, next_customer_state
+from feature_repo.store import CUSTOMER_STATE_LOCK, feature_store, online_stamps, push_customer_states
+from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, entity_row, next_customer_state
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +108,6 @@ BLOCK_MS = 1000
 DEFAULT_CLAIM_IDLE_S = 60.0
 DEDUP_TTL_S = 7 * 86_400
 CUSTOMER_STATE_VIEW = "customer_state"
-CUSTOMER_STATE_LOCK = "fraud:customer-state:lock"
 # Far above a batch's state step (tens of ms); a holder killed mid-step delays others this long.
 STATE_LOCK_TIMEOUT_S = 10.0
 # A running worker waits for Redis to come back, pausing longer each time, rather than exit.
@@ -316,8 +324,8 @@ class Worker:
             states = read_customer_states(self.store, sorted({p.customer_id for p in payments}))
             for p in payments:  # stream order
                 state = states[p.customer_id]
-                if p.stamp <= state.stamp:  # already in the state (a replay), or older than it
-                    continue
+                if p.stamp < state.stamp or (p.stamp == state.stamp and _holds(state.lists, p)):
+                    continue  # already in the state (a replay), or older than it
                 state.lists = next_customer_state(state.lists, p.epoch_seconds, p.amount, p.device_hash)
                 state.stamp, state.changed = p.stamp, True
             changed = [
@@ -397,11 +405,21 @@ def _payment(event: ScoringEvent) -> _Payment:
     )
     return _Payment(
         customer_id=int(row["customer_id"]),
-        stamp=when.floor("us") + STATE_STAMP_OFFSET,
+        stamp=when.floor("us"),  # before the batch's row for the payment: see the module docstring
         epoch_seconds=int(row["tx_epoch_seconds"]),
         amount=float(row["tx_amount"]),
         device_hash=int(row["device_hash"]),
     )
+
+
+def _holds(state: dict[str, list], p: _Payment) -> bool:
+    """Whether the state holds a payment like `p` at its second (same amount, same device)."""
+    entries = zip(
+        state.get("recent_tx_epoch_seconds") or [],
+        state.get("recent_tx_amounts") or [],
+        state.get("recent_tx_device_hashes") or [],
+    )
+    return (p.epoch_seconds, p.amount, p.device_hash) in {(int(t), float(a), int(h)) for t, a, h in entries}
 
 
 def _check(event: ScoringEvent) -> None:
@@ -425,15 +443,11 @@ def read_customer_states(store: FeatureStore, customers: Sequence[int]) -> dict[
         entity_rows=[{"customer_id": int(c)} for c in customers],
     )
     values = response.to_dict()
-    # The stamp is only in the proto: to_dict(include_event_timestamps=True) keeps whole seconds,
-    # and the replay check needs the microsecond Feast compares writes with.
-    names = list(response.proto.metadata.feature_names.val)
-    stamps = response.proto.results[names.index(CUSTOMER_STATE_COLUMNS[0])].event_timestamps
+    stamps = online_stamps(response, CUSTOMER_STATE_COLUMNS[0])  # the replay check needs them to the microsecond
     states = {}
     for row, customer in enumerate(customers):
-        nanos = stamps[row].seconds * 1_000_000_000 + stamps[row].nanos
         states[int(customer)] = _CustomerState(
-            stamp=pd.Timestamp(nanos, unit="ns", tz="UTC") if nanos else NO_STAMP,
+            stamp=pd.Timestamp(int(stamps[row]), unit="ns", tz="UTC") if stamps[row] else NO_STAMP,
             lists={column: values[column][row] for column in CUSTOMER_STATE_COLUMNS},
         )
     return states

@@ -57,6 +57,18 @@ def test_customer_state_row_holds_the_payment_and_is_stamped_after_it() -> None:
     assert len(state) == len(history)
 
 
+def test_payments_of_one_customer_at_one_instant_share_one_state() -> None:
+    # Two rows with one stamp: a point-in-time join or a materialisation may pick either,
+    # so both must hold both payments (and a later payment on the other customer's state none).
+    history = tx([(1.0, 1, 9, 10.0, 0), (2.0, 1, 8, 20.0, 0), (2.0, 1, 7, 30.0, 0), (2.0, 2, 7, 40.0, 0)])
+    state = table(customer_state_batches(history))
+    tied = state[(state["customer_id"] == 1) & (state["event_timestamp"] == state["event_timestamp"].max())]
+    assert len(tied) == 2
+    for amounts in tied["recent_tx_amounts"]:
+        assert sorted(amounts) == [10.0, 20.0, 30.0]
+    assert [list(a) for a in state.loc[state["customer_id"] == 2, "recent_tx_amounts"]] == [[40.0]]
+
+
 def test_online_state_update_equals_the_offline_state_row() -> None:
     history = tx([(0.5, 1, 9, 10.0, 0), (20.0, 1, 9, 20.0, 0), (31.0, 1, 9, 30.0, 0)], device=["a", "a", "b"])
     rows = table(customer_state_batches(history)).sort_values("event_timestamp").reset_index(drop=True)

@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from contracts.registry import REFERENCE_TIME_COLUMN
 from contracts.settings import Settings
-from monitoring.checks import DECISION_RATE, FEATURE_DRIFT, MISSING_VALUES, PREDICTION_DRIFT, DriftCheck, parse_duration
-from monitoring.drift import CATEGORICAL_TEST, NUMERIC_TEST, compare, drift_test, reference_frame
+from monitoring.checks import (
+    DECISION_RATE,
+    FEATURE_DRIFT,
+    MISSING_VALUES,
+    PREDICTION_DRIFT,
+    DriftCheck,
+    Window,
+    parse_duration,
+)
+from monitoring.drift import CATEGORICAL_TEST, NUMERIC_TEST, compare, drift_test, reference_for_window, reference_frame
 
 FRAUD = str(Path(sys.executable).parent / "fraud")
 ROWS = 4000
@@ -151,3 +160,52 @@ def test_drift_command_rejects_a_bad_window(settings: Settings, tmp_path: Path) 
         timeout=120,
     )
     assert done.returncode == 1 and "not a positive duration like 90m, 24h or 7d" in done.stderr
+
+
+def days_of_payments(rng: np.random.Generator, days: int) -> pd.DataFrame:
+    """Reference-like rows over whole days, whose night flag and amounts follow the hour."""
+    times = pd.Timestamp("2024-03-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, days * 86_400, days * 1000), "s")
+    hours = times.hour.to_numpy()
+    return pd.DataFrame(
+        {
+            REFERENCE_TIME_COLUMN: times,
+            "amount": rng.gamma(2.0, 25.0, len(times)) * np.where(hours < 7, 0.6, 1.0),
+            "tx_during_night": (hours <= 6).astype(float),
+            "risk_score": rng.beta(0.5, 12.0, len(times)),
+        }
+    )
+
+
+def test_a_daytime_window_is_compared_with_the_same_hours_of_the_reference(quiet_settings: Settings) -> None:
+    rng = np.random.default_rng(6)
+    reference, later = days_of_payments(rng, 14), days_of_payments(rng, 2)
+    window = Window(datetime(2024, 3, 2, 10, tzinfo=UTC), datetime(2024, 3, 2, 16, tzinfo=UTC))
+    daytime = later[later[REFERENCE_TIME_COLUMN].dt.hour.between(10, 15)].drop(columns=REFERENCE_TIME_COLUMN)
+    same_hours = reference_for_window(reference, window, quiet_settings)
+    assert set(same_hours[REFERENCE_TIME_COLUMN].dt.hour) == set(range(10, 16))
+    checks = run_compare(same_hours, daytime, quiet_settings)
+    assert fired(checks) == set()
+    by_feature = {c.feature: c for c in checks if c.kind == FEATURE_DRIFT}
+    assert by_feature["tx_during_night"].value == 0 and by_feature["amount"].value < 0.1
+    # Against whole days, time of day reads as distance, and as thresholds too loose to see much.
+    whole = {c.feature: c for c in run_compare(reference, daytime, quiet_settings) if c.kind == FEATURE_DRIFT}
+    assert whole["tx_during_night"].value > 0.3
+    assert whole["amount"].threshold > 2 * by_feature["amount"].threshold
+    moved = daytime.assign(amount=daytime["amount"] * 1.2)
+    assert fired(run_compare(same_hours, moved, quiet_settings)) == {(FEATURE_DRIFT, "amount")}
+
+
+def test_a_window_across_midnight_takes_the_hours_on_both_sides(quiet_settings: Settings) -> None:
+    reference = days_of_payments(np.random.default_rng(7), 7)
+    window = Window(datetime(2024, 3, 9, 22, tzinfo=UTC), datetime(2024, 3, 10, 2, tzinfo=UTC))
+    hours = set(reference_for_window(reference, window, quiet_settings)[REFERENCE_TIME_COLUMN].dt.hour)
+    assert hours == {22, 23, 0, 1}
+
+
+def test_a_day_long_window_or_an_untimed_reference_is_compared_whole(quiet_settings: Settings) -> None:
+    reference = days_of_payments(np.random.default_rng(8), 3)
+    day = Window(datetime(2024, 3, 9, tzinfo=UTC), datetime(2024, 3, 10, tzinfo=UTC))
+    assert len(reference_for_window(reference, day, quiet_settings)) == len(reference)
+    hours = Window(datetime(2024, 3, 9, 10, tzinfo=UTC), datetime(2024, 3, 9, 12, tzinfo=UTC))
+    untimed = reference.drop(columns=REFERENCE_TIME_COLUMN)
+    assert len(reference_for_window(untimed, hours, quiet_settings)) == len(reference)
