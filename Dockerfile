@@ -1,4 +1,6 @@
-# The scorer image: `fraud serve` with the pinned dependencies, as a non-root user.
+# The platform's image: `fraud serve` by default, with the pinned dependencies, as a non-root user.
+# docker-compose.yml runs its bootstrap, worker and jobs from it with their own commands and
+# healthchecks. /data belongs to that user: a named volume mounted there takes its ownership.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench bench-serving bench-drift bench-daily clean
+.PHONY: install demo test lint lint-prometheus lint-compose format bench bench-serving bench-drift bench-daily clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(MAKE) lint-prometheus
+	$(MAKE) lint-compose
+
+# Prometheus's config, alert rules and their unit tests, Alertmanager's config (promtool, amtool).
+lint-prometheus:
+	sh monitoring/prometheus/check.sh
+
+# docker-compose.yml against the Compose spec, without a Docker engine: Debian's docker-compose
+# (1.29) validates keys, types and depends_on conditions offline (.ci/run installs it).
+lint-compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "lint-compose needs docker-compose: apt-get install docker-compose" >&2; exit 1; }
+	docker-compose -f docker-compose.yml config -q
 
 # Apply ruff's fixes and formatting.
 format: $(STAMP)

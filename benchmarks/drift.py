@@ -103,6 +103,7 @@ def write_log(settings: Settings, inputs: pd.DataFrame, scores: np.ndarray) -> i
         "latency_ms": np.full(rows, 1.0),
         "scored_at": stamps,
         "stream_id": [f"{i + 1}-0" for i in range(rows)],
+        "trace_id": [None] * rows,
     }
     for column in contract_columns(Transaction):  # the device's other details: the drift job reads none
         if column.nullable:

@@ -31,6 +31,7 @@ class ScoringEvent:
     model_version: str
     latency_ms: float
     scored_at: str
+    trace_id: str | None = None  # the scoring request's trace (32 hex digits); absent from older events
 
     @classmethod
     def of(
@@ -43,6 +44,7 @@ class ScoringEvent:
         model_version: str,
         latency_ms: float,
         scored_at: str,
+        trace_id: str | None = None,
     ) -> ScoringEvent:
         return cls(
             transaction=payment_record(payment),
@@ -52,6 +54,7 @@ class ScoringEvent:
             model_version=model_version,
             latency_ms=round(latency_ms, 3),
             scored_at=scored_at,
+            trace_id=trace_id,
         )
 
     def to_fields(self) -> dict[str, bytes]:

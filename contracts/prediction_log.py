@@ -4,7 +4,8 @@ read by monitoring.
 Layout: FRAUD_DATA_DIR/predictions/date=YYYY-MM-DD/part-<first stream id>-<digest>.parquet,
 partitioned by the payment's UTC date. A row holds the payment (the contract's payment
 columns, contracts/transactions.py), its answer (risk score, decision, model version,
-latency, when it was scored), the id of its scoring event on the stream, and one float
+latency, when it was scored), the id of its scoring event on the stream, the trace id of
+the scoring request (null without tracing or a caller's `traceparent`), and one float
 column per feature the model was given (NaN when missing).
 
 A file's name is a function of the stream ids of the rows it holds, so writing the same
@@ -44,6 +45,7 @@ ANSWER_SCHEMA = pa.schema(
         ("latency_ms", pa.float64()),
         ("scored_at", _UTC_US),
         ("stream_id", pa.string()),
+        ("trace_id", pa.string()),  # the scoring request's trace; null without one (and in older files)
     ]
 )
 
@@ -105,6 +107,7 @@ def prediction_table(entries: Sequence[tuple[str, ScoringEvent]]) -> pa.Table:
             "latency_ms": [float(event.latency_ms) for event in events],
             "scored_at": [_utc_us(event.scored_at) for event in events],
             "stream_id": [stream_id for stream_id, _ in entries],
+            "trace_id": [event.trace_id for event in events],
         }
     )
     arrays = [pa.array(columns[field.name], type=field.type) for field in BASE_SCHEMA]

@@ -6,6 +6,7 @@ through environment variables (REDIS_URL, MLFLOW_TRACKING_URI, FRAUD_DATA_DIR, .
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -15,12 +16,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_data_dir() -> Path:
+    """`.fraud-data` in a source checkout (what `make demo` uses); for an installed package, the
+    user's data folder, never the site-packages it was installed in."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / ".fraud-data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "fraud-platform"
+
+
 class Settings(BaseSettings):
     """Platform configuration. Field names map to FRAUD_* variables unless an alias says otherwise."""
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", extra="ignore", populate_by_name=True)
 
-    data_dir: Path = Field(default=REPO_ROOT / ".fraud-data")
+    data_dir: Path = Field(default_factory=default_data_dir)
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "redis_url"),
@@ -140,10 +149,31 @@ class Settings(BaseSettings):
         return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@")).geturl()
 
     @property
+    def local_registry_file(self) -> Path | None:
+        """The SQLite file of a local registry (None for a server or another database).
+
+        Readers check it exists before connecting: MLflow would create an empty one.
+        """
+        prefix = "sqlite:///"  # then the path as SQLAlchemy reads it: absolute after four slashes
+        if not self.mlflow_tracking_uri.startswith(prefix):
+            return None
+        return Path(unquote(self.mlflow_tracking_uri.removeprefix(prefix).split("?", 1)[0]))
+
+    @property
     def redis_location(self) -> str:
         """host:port/db of the Redis in use, without credentials (for messages)."""
         url = urlparse(self.redis_url)
         return f"{url.hostname or '127.0.0.1'}:{url.port or 6379}/{self.redis_db}"
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point another process (a command, `mlflow ui`, `feast ui`) at this
+        deployment: its data dir, Redis and registry, and what feature_store.yaml expands."""
+        return {
+            "FRAUD_DATA_DIR": str(self.data_dir),
+            "REDIS_URL": self.redis_url,
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            **self.feast_variables(),
+        }
 
     def feast_variables(self) -> dict[str, str]:
         """The variables feature_repo/feature_store.yaml expands: what Feast's own CLI needs in its

@@ -9,7 +9,7 @@ each file source bound to its own FRAUD_DATA_DIR (`feature_repo.store.apply_defi
 """
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -51,12 +51,10 @@ device = Entity(
 # Offline: one row per payment, written by `fraud features build` from the raw store.
 # Online: the scorer pushes the next state after every payment it scores, so the next
 # request of the same customer sees it (freshness: per payment, pushed).
-customer_state_push = PushSource(
-    name="customer_state_push",
-    batch_source=FileSource(
-        name="customer_state_source", path=offline_table("customer_state"), timestamp_field="event_timestamp"
-    ),
+customer_state_source = FileSource(
+    name="customer_state_source", path=offline_table("customer_state"), timestamp_field="event_timestamp"
 )
+customer_state_push = PushSource(name="customer_state_push", batch_source=customer_state_source)
 # One row per labelled payment, stamped payment time + LABEL_DELAY: the moment the
 # label is known (the feature pipeline applies the delay; nothing downstream needs it).
 # Freshness: `feast materialize-incremental` (the label feed) run often.
@@ -71,6 +69,12 @@ device_profile_source = FileSource(
     path=offline_table("device_profile"),
     timestamp_field="event_timestamp",
 )
+
+# Feast stamps a source with the time it is constructed, and `feast plan` compares those
+# stamps: pinned, a plan against an unchanged repository (and its registry) is clean.
+DEFINED_AT = datetime(2025, 1, 1, tzinfo=UTC)
+for _source in (customer_state_push, customer_state_source, terminal_labels_source, device_profile_source):
+    _source.created_timestamp = _source.last_updated_timestamp = DEFINED_AT
 
 # --- Feature views (stored state) ---------------------------------------------------
 
@@ -236,22 +240,13 @@ fraud_detection_v1 = FeatureService(
     tags={"consumer": "fraud-scorer"},
 )
 
-# The card-limit team's view of a customer: the same views, no copied definition.
+# The card-limit team's view of a customer: its stored payment history, nothing computed at
+# request time. A consumer with only feature_store.yaml reads it through Feast alone (an
+# on-demand view would need this package installed to run), and passes nothing but the
+# customer id and, offline, the time of each row.
 customer_risk_profile_v1 = FeatureService(
     name="customer_risk_profile_v1",
-    features=[
-        customer_payment_features[
-            [
-                "customer_id_nb_tx_1day_window",
-                "customer_id_avg_amount_1day_window",
-                "customer_id_nb_tx_7day_window",
-                "customer_id_avg_amount_7day_window",
-                "customer_id_nb_tx_30day_window",
-                "customer_id_avg_amount_30day_window",
-                "seconds_since_previous_tx",
-            ]
-        ],
-    ],
-    description="Customer spending profile as of a time, for card-limit decisions.",
+    features=[customer_state],
+    description="Customer's payments of the last 30 days (times, amounts, devices) as of a time, for card limits.",
     tags={"consumer": "card-limits"},
 )

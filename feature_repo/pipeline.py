@@ -32,6 +32,7 @@ from feast.type_map import feast_value_type_to_pa
 
 from contracts.files import write_parquet_atomically
 from contracts.settings import Settings
+from contracts.tracing import step
 from feature_repo.store import ENTITIES, STORED_VIEWS, table_dir
 from feature_repo.transforms import (
     DAY_S,
@@ -85,12 +86,14 @@ def built_until(settings: Settings) -> pd.Timestamp | None:
 
 def build_offline_tables(settings: Settings, transactions: pd.DataFrame) -> BuildResult:
     """Compute every offline feature table from all raw transactions; earlier parts are removed."""
-    rows = _view_rows(transactions, settings.label_delay_days, keep=None, device_days_after=None)
-    result = _write_parts(settings, rows, transactions["tx_datetime"].max(), incremental=False)
-    for view in STORED_VIEWS:
-        for part in table_dir(settings, view).glob(PART_GLOB):
-            if part != result.parts[view.name]:
-                part.unlink()  # its rows are in the new part: the table never goes without them
+    with step("features.build", {"fraud.incremental": False, "fraud.transactions": len(transactions)}) as span:
+        rows = _view_rows(transactions, settings.label_delay_days, keep=None, device_days_after=None)
+        result = _write_parts(settings, rows, transactions["tx_datetime"].max(), incremental=False)
+        for view in STORED_VIEWS:
+            for part in table_dir(settings, view).glob(PART_GLOB):
+                if part != result.parts[view.name]:
+                    part.unlink()  # its rows are in the new part: the table never goes without them
+        span.set_attributes(_row_attributes(result))
     return result
 
 
@@ -112,8 +115,16 @@ def extend_offline_tables(settings: Settings, transactions: pd.DataFrame, new: p
     window = transactions[recent].reset_index(drop=True)
     keep = new.to_numpy()[recent]
     devices = transactions[["tx_datetime", "customer_id", "device_id"]] if "device_id" in transactions else None
-    rows = _view_rows(window, settings.label_delay_days, keep=keep, device_days_after=until, devices=devices)
-    return _write_parts(settings, rows, transactions["tx_datetime"].max(), incremental=True)
+    with step("features.build", {"fraud.incremental": True, "fraud.transactions": int(keep.sum())}) as span:
+        rows = _view_rows(window, settings.label_delay_days, keep=keep, device_days_after=until, devices=devices)
+        result = _write_parts(settings, rows, transactions["tx_datetime"].max(), incremental=True)
+        span.set_attributes(_row_attributes(result))
+    return result
+
+
+def _row_attributes(result: BuildResult) -> dict[str, int]:
+    """A build's rows per view, as span attributes."""
+    return {f"fraud.rows.{name}": rows for name, rows in result.rows.items()}
 
 
 def _view_rows(

@@ -29,7 +29,7 @@ import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, OnDemandFeatureView
 from feast.base_feature_view import BaseFeatureView
 from feast.data_source import DataSource, PushMode, PushSource
-from feast.errors import FeatureViewNotFoundException
+from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
 from feast.online_response import OnlineResponse
 from feast.repo_config import RepoConfig
 from feast.types import Array
@@ -103,6 +103,12 @@ def declared_objects(settings: Settings) -> list[Any]:
     objects = copy.deepcopy([*declared, *(s for s in nested if not any(s is d for d in declared))])
     for source in _file_sources(objects):  # features/<view>/part-*.parquet
         source.file_options.uri = str(settings.offline_dir / Path(source.path).parent.name / Path(source.path).name)
+    for view in objects:
+        if isinstance(view, FeatureView):
+            # Feast stamps a source it applies with the time; the view's own copies keep their
+            # pinned stamps (definitions.DEFINED_AT), so `feast plan` finds an unchanged view unchanged.
+            view.batch_source = copy.copy(view.batch_source)
+            view.stream_source = copy.deepcopy(view.stream_source)
     return objects
 
 
@@ -176,11 +182,12 @@ def materialize_views(
     is written under the lock the worker folds payments under, so a push never lands on a
     state this load replaced meanwhile.
     """
+    last_ends = {view.name: _last_loaded(store, view.name) for view in STORED_VIEWS}
     loaded = []
     for view in STORED_VIEWS:
         table = _stamps(settings, view)
         view_end = end + _lead(view, settings)
-        last_end = _last_loaded(store, view.name)
+        last_end = last_ends[view.name]
         view_start = start or last_end or (table[0] if table else view_end)
         # Rows stamped at the last load's end are in already (Feast's bounds are inclusive).
         newest = _newest_rows(settings, view, view_start, view_end, after_start=start is None and last_end is not None)
@@ -196,12 +203,30 @@ def _lead(view: FeatureView, settings: Settings) -> timedelta:
     return timedelta(days=settings.label_delay_days) if view.tags.get(STAMPED_AHEAD) == "label_delay" else timedelta(0)
 
 
+class DefinitionsNotApplied(LookupError):
+    """The Feast registry does not hold a view the platform needs: the message says what to run."""
+
+
+def published_service(store: FeatureStore, name: str) -> FeatureService:
+    """A feature service as the registry publishes it; DefinitionsNotApplied when it holds none of that name."""
+    try:
+        return store.get_feature_service(name)
+    except FeatureServiceNotFoundException as error:
+        raise DefinitionsNotApplied(
+            f"feature service {name} is not in the Feast registry at {store.config.registry.path}: "
+            "run `fraud features apply` first"
+        ) from error
+
+
 def _last_loaded(store: FeatureStore, name: str) -> datetime | None:
     """Where the registry says the view's last materialisation ended (None: never loaded)."""
     try:
         return store.get_feature_view(name).most_recent_end_time
-    except FeatureViewNotFoundException:
-        return None
+    except FeatureViewNotFoundException as error:
+        raise DefinitionsNotApplied(
+            f"feature view {name} is not in the Feast registry at {store.config.registry.path}: "
+            "run `fraud features apply` first"
+        ) from error
 
 
 def table_dir(settings: Settings, view: FeatureView) -> Path:

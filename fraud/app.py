@@ -4,26 +4,37 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import warnings
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, TextIO
 
 import typer
 
 from contracts.settings import Settings
-from fraud import data, demo, features, model, monitor, serve
+from contracts.tracing import configure_tracing, step
+from fraud import bootstrap, data, demo, features, model, monitor, serve
 
 app = typer.Typer(
     help="Fraud detection platform built around a feature store.", no_args_is_help=True, pretty_exceptions_enable=False
 )
-for commands in (data.app, model.app, monitor.app, serve.app, demo.app):
+for commands in (data.app, model.app, monitor.app, serve.app, demo.app, bootstrap.app):
     app.add_typer(commands)  # top-level commands: simulate, ingest, train, evaluate, skew-check, serve, ...
 app.add_typer(features.app, name="features")
 app.add_typer(model.registry_app, name="model")
 app.add_typer(monitor.monitor_app, name="monitor")
 
 
+# Long-running commands trace their units of work (a request, a batch), not their whole life.
+UNTRACED_COMMANDS = frozenset({"serve", "worker", "worker-health"})
+CLI_SERVICE = "fraud-cli"  # for traces, unless OTEL_SERVICE_NAME says otherwise
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
+def main(
+    ctx: typer.Context, verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -31,6 +42,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
         quiet_third_party_warnings()
         # MLflow draws a progress bar for every artifact download (a reference profile is one file).
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With the OTEL_* variables set, a command is one trace: its root span, its steps' spans below.
+    if ctx.invoked_subcommand not in UNTRACED_COMMANDS and configure_tracing(CLI_SERVICE):
+        ctx.with_resource(step(f"fraud {ctx.invoked_subcommand}"))
 
 
 # Notices the libraries we call print on every run; none is the user's to act on. Each is
@@ -48,13 +62,39 @@ THIRD_PARTY_NOTICES: tuple[tuple[type[Warning], str, str], ...] = (
 
 
 def quiet_third_party_warnings() -> None:
-    """Hide the known third-party notices above (`--verbose` shows them)."""
-    for category, message, module in THIRD_PARTY_NOTICES:
-        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    """Hide the known third-party notices above (`--verbose` shows them).
+
+    They are dropped where warnings are shown rather than by a filter: Feast's modules call
+    `warnings.simplefilter("once", ...)` as they are imported, which puts their filter ahead
+    of any installed earlier, and Feast is imported late, by the commands that need it.
+    """
+    show = warnings.showwarning
+
+    def show_unless_known(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not is_known_notice(str(message), category, filename):
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show_unless_known
+
+
+def is_known_notice(message: str, category: type[Warning], filename: str) -> bool:
+    """Whether a warning is one of THIRD_PARTY_NOTICES: its category, message and package."""
+    path = Path(filename).parts
+    return any(
+        issubclass(category, known) and re.match(pattern, message) and package in path
+        for known, pattern, package in THIRD_PARTY_NOTICES
+    )
 
 
 @app.command()
 def env() -> None:
-    """Print the environment Feast's CLI needs: eval "$(fraud env)" before `feast apply`."""
-    for key, value in Settings().feast_variables().items():
-        typer.echo(f"export {key}='{value}'")
+    """Print this deployment's environment: eval "$(fraud env)" before `feast apply`, `mlflow ui`, ..."""
+    for key, value in Settings().environment().items():
+        typer.echo(f"export {key}={shlex.quote(value)}")

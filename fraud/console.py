@@ -15,9 +15,11 @@ if TYPE_CHECKING:
 
 FRAME_SUFFIXES = (".csv", ".parquet", ".pq")
 
-# Wide enough for the demo's table when output is not a terminal (CI logs, pipes).
-console = Console(width=None if Console().is_terminal else 140)
-err = Console(stderr=True)
+# Wide enough for the demo's table when output is not a terminal (CI logs, pipes). Sentences
+# are never broken at the console's width (soft wrap): the terminal wraps them, a pipe keeps
+# each on one line.
+console = Console(width=None if Console().is_terminal else 140, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from contracts.settings import Settings
+from contracts.tracing import step
 from fraud.console import check_frame_path, console, err, fail, write_frame
 
 app = typer.Typer()
@@ -60,7 +61,8 @@ def ingest(path: Annotated[Path, typer.Argument(help="Transactions file, parquet
     from data.raw_store import RawStore
 
     try:
-        result = RawStore(Settings()).ingest_file(path)
+        with step("data.ingest", {"fraud.file": path.name}):
+            result = RawStore(Settings()).ingest_file(path)
     except InputFileError as error:
         fail(str(error))
     except ContractError as error:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -55,7 +58,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     from training.lifecycle import approve, promote
     from training.train import train_candidate
 
-    settings = _demo_settings(settings)
+    settings_in = settings = _demo_settings(settings)
     with _redis_for_demo(settings, console) as redis_url:
         settings = Settings(**{**settings.model_dump(), "redis_url": redis_url})
         limit_offline_memory(settings)
@@ -111,7 +114,9 @@ def run_demo(settings: Settings, console: Console) -> None:
         with _scorer_process(settings, console) as base_url:
             answers = _replay_live_day(base_url, settings, live, console)
         console.print(_sample_table(_pick_samples(live), answers))
-        _monitor(settings, live_day, console)
+        drift_report = _monitor(settings, live_day, console)
+        embedded_redis = redis_url != settings_in.redis_url
+    console.print(next_steps(settings, trained.version, trained.report, drift_report, embedded_redis))
 
 
 def _replay_live_day(
@@ -138,7 +143,7 @@ def _replay_live_day(
     return answers
 
 
-def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> None:
+def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> Path | None:
     """The drift job over the live day: served features and scores against the training reference."""
     import pandas as pd
 
@@ -153,6 +158,47 @@ def _monitor(settings: Settings, live_day: pd.Timestamp, console: Console) -> No
     )
     for check in run.alerts:
         console.print(f"    alert: {check.message()}")
+    return run.html_path
+
+
+# The README's first request; `fraud demo` prints it among its next steps.
+SCORE_EXAMPLE = (
+    "curl -s localhost:8000/score -H 'content-type: application/json' -d '{\n"
+    '  "transaction_id": "tx-1", "tx_datetime": "2026-11-25T14:03:00Z",\n'
+    '  "customer_id": 42, "terminal_id": 1337, "tx_amount": 87.5, "device_id": "dev-42-0"}\''
+)
+
+
+def next_steps(settings: Settings, version: str, evaluation: Path, drift: Path | None, embedded_redis: bool) -> str:
+    """What to run next on the world the demo built, each command as it works from here."""
+    from feature_repo.store import FEATURE_REPO_DIR
+
+    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in settings.environment().items())
+    fraud, mlflow, feast = (_shown(Path(sys.executable).parent / name) for name in ("fraud", "mlflow", "feast"))
+    lines = [
+        f"[bold]Next steps.[/bold] The demo's world is in {settings.data_dir}, its registry at "
+        f"{settings.registry_location}. Point a shell at it, then serve it and ask:",
+        f"  $ export {exports}",
+        f"  $ {fraud} serve --port 8000 &        # serves champion v{version}; API docs at http://127.0.0.1:8000/docs",
+        "  $ " + SCORE_EXAMPLE.replace("\n", "\n    "),
+        f"  $ {fraud} model list",
+        f"  $ {mlflow} ui --backend-store-uri {shlex.quote(settings.mlflow_tracking_uri)} --port 5000",
+        f"  $ {feast} -c {_shown(FEATURE_REPO_DIR)} ui --port 8888",
+        f"Reports: evaluation {evaluation}; drift {drift}",
+    ]
+    if embedded_redis:
+        lines.append(
+            "Redis was embedded for this run only: start redis-server, then "
+            f"`{fraud} features materialize` loads the online store again before serving."
+        )
+    return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as a user types it here: relative to the working folder when under it."""
+    with contextlib.suppress(ValueError):
+        return str(path.relative_to(Path.cwd()))
+    return str(path)
 
 
 def _demo_settings(settings: Settings) -> Settings:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from contracts.settings import Settings
+from contracts.tracing import step
 from contracts.transactions import as_utc
 from fraud.console import console, err, fail, load_raw
 
@@ -51,7 +52,8 @@ def features_materialize(
     ] = None,
 ) -> None:
     """Load the offline tables' latest rows into the online store (Redis), and say what was loaded."""
-    from feature_repo.store import feature_store, limit_offline_memory, materialize_views
+    from feature_repo.pipeline import built_until
+    from feature_repo.store import DefinitionsNotApplied, feature_store, limit_offline_memory, materialize_views
 
     settings = Settings()
     limit_offline_memory(settings)
@@ -59,12 +61,15 @@ def features_materialize(
     start_time = as_utc(start) if start else None
     if start_time is not None and start_time >= end_time:
         fail(f"--start {start_time.isoformat()} is not before --end {end_time.isoformat()}; swap them")
-    with console.status("materialising the stored views"):
-        loaded = materialize_views(feature_store(settings), settings, end=end_time, start=start_time)
+    if built_until(settings) is None:
+        fail("the offline tables hold no rows: run `fraud features build` first")
+    with console.status("materialising the stored views"), step("features.materialize"):
+        try:
+            loaded = materialize_views(feature_store(settings), settings, end=end_time, start=start_time)
+        except DefinitionsNotApplied as error:
+            fail(str(error))
     print_loaded(loaded)
     check_loaded(loaded, settings)
-    if all(view.table_start is None for view in loaded):
-        fail("the offline tables hold no rows: run `fraud features build` first")
     if not any(view.entities for view in loaded):
         first = min(v.table_start for v in loaded if v.table_start is not None)
         if first > end_time:

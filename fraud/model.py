@@ -29,7 +29,7 @@ def train() -> None:
     Registering does not deploy: approve the version, then promote it (`fraud model`).
     """
     from contracts.registry import RegistryUnavailable
-    from feature_repo.store import feature_store, limit_offline_memory
+    from feature_repo.store import DefinitionsNotApplied, feature_store, limit_offline_memory
     from training.train import train_candidate
     from training.validate import GateFailed
 
@@ -42,12 +42,12 @@ def train() -> None:
     except GateFailed as error:
         _print_checks(error.checks)
         fail(str(error))
-    except (ValueError, RegistryUnavailable) as error:
+    except (ValueError, RegistryUnavailable, DefinitionsNotApplied) as error:
         fail(str(error))
     _print_checks(result.checks)
     console.print(
         f"registered {result.model_name} version {result.version} "
-        f"(train {result.n_train:,}, holdout {result.n_test:,}). Next: "
+        f"(train {result.n_train:,}, holdout {result.n_test:,}); evaluation report {result.report}. Next: "
         f"fraud model approve {result.version} --by NAME --note TEXT; "
         f"fraud model promote {result.version} --by NAME"
     )
@@ -103,10 +103,16 @@ def model_list() -> None:
     from training.lifecycle import list_versions
 
     settings = Settings()
-    table = Table(title=f"Model versions of {settings.model_name}")
+    local = settings.local_registry_file
+    if local is not None and not local.exists():
+        fail(f"no registry at {local}: train a model first (`fraud train`), or point MLFLOW_TRACKING_URI at one")
+    versions = list_versions(settings)
+    if not versions:
+        fail(f"no version of {settings.model_name} in the registry at {settings.registry_location}: train one first")
+    table = Table(title=f"Model versions of {settings.model_name} in {settings.registry_location}")
     for column in ("version", "aliases", "approved by", "approved at", "AUC", "AP", "CP@100", "trained on", "created"):
         table.add_column(column)
-    for v in list_versions(settings):
+    for v in versions:
         metrics = [
             f"{v.metrics[name]:.3f}" if name in v.metrics else "-"
             for name in ("auc_roc", "average_precision", "card_precision_at_100")

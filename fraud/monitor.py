@@ -31,7 +31,7 @@ def skew_check(
     import redis
 
     from contracts.events import latest_events
-    from feature_repo.store import feature_store, limit_offline_memory
+    from feature_repo.store import DefinitionsNotApplied, feature_store, limit_offline_memory, published_service
     from monitoring.skew import skew_report
 
     settings = Settings()
@@ -40,8 +40,12 @@ def skew_check(
     if not events:
         fail(f"no scoring events in the stream {settings.scoring_stream}; score some payments first")
     store = feature_store(settings)
+    try:
+        service = published_service(store, settings.feature_service)
+    except DefinitionsNotApplied as error:
+        fail(str(error))
     with console.status(f"retrieving {len(events)} payments offline"):
-        report = skew_report(store, store.get_feature_service(settings.feature_service), events, tolerance)
+        report = skew_report(store, service, events, tolerance)
     table = Table(title=f"Training-serving skew over the latest {len(events)} scored payments")
     for column in ("feature", "compared", "mismatches", "mismatch share", "max abs diff"):
         table.add_column(column, justify="left" if column == "feature" else "right")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from contracts.settings import Settings
+from contracts.tracing import step
 from data.contract import CSV_SUFFIXES, PARQUET_SUFFIXES, ContractError, InputFileError
 from data.raw_store import RawStore
 from feature_repo.pipeline import BuildResult, LateData, build_offline_tables, extend_offline_tables
@@ -43,7 +44,8 @@ def refresh_features(settings: Settings) -> RefreshReport:
     report = RefreshReport()
     limit_offline_memory(settings)
     started = time.perf_counter()
-    new_ids = _ingest_inbox(settings, report)
+    with step("features.ingest"):
+        new_ids = _ingest_inbox(settings, report)
     report.seconds["ingest"] = time.perf_counter() - started
     if not new_ids:
         return report
@@ -60,7 +62,8 @@ def refresh_features(settings: Settings) -> RefreshReport:
     store = feature_store(settings)
     if not {view.name for view in store.list_feature_views()}:
         apply_definitions(store, settings)
-    report.loaded = materialize_views(store, settings, end=_next_midnight(report.build.built_until))
+    with step("features.materialize"):
+        report.loaded = materialize_views(store, settings, end=_next_midnight(report.build.built_until))
     report.seconds["materialize"] = time.perf_counter() - started
     return report
 

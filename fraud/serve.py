@@ -5,14 +5,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from contracts.settings import Settings
+from contracts.tracing import configure_tracing
 from fraud.console import check_frame_path, console, err, fail, write_frame
 
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
 app = typer.Typer()
+WORKER_SERVICE = "fraud-worker"  # for traces, unless OTEL_SERVICE_NAME says otherwise
 
 
 @app.command()
@@ -28,14 +33,18 @@ def serve(
 
     from serving.metrics import MULTIPROC_ENV
 
+    settings = Settings()
     metrics_dir = None
     if workers > 1 and not os.environ.get(MULTIPROC_ENV):
         # Worker processes share their Prometheus metrics through files; a scrape sums them.
-        metrics_dir = Settings().data_dir / "metrics" / f"serve-{os.getpid()}"
+        metrics_dir = settings.data_dir / "metrics" / f"serve-{os.getpid()}"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
     try:
+        # Nothing to serve: one sentence here, not a failed start-up's traceback.
+        servable_version(settings)
+        published_features(settings)
         # An import string and a factory let uvicorn start the same app in each worker process.
         uvicorn.run(
             "serving.app:create_app",
@@ -49,6 +58,27 @@ def serve(
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def servable_version(settings: Settings) -> tuple[ModelVersion, str | None]:
+    """The version a scorer would serve (and the one it refuses), or a failure saying what to do."""
+    from contracts.registry import RegistryUnavailable
+    from serving.model import NoServableModel, serving_version
+
+    try:
+        return serving_version(settings)
+    except (NoServableModel, RegistryUnavailable) as error:
+        fail(str(error))
+
+
+def published_features(settings: Settings) -> None:
+    """Fail in one sentence unless the registry publishes the model's feature service."""
+    from feature_repo.store import DefinitionsNotApplied, feature_store, published_service
+
+    try:
+        published_service(feature_store(settings), settings.feature_service)
+    except DefinitionsNotApplied as error:
+        fail(str(error))
 
 
 @app.command()
@@ -71,6 +101,7 @@ def worker(
 
     from serving.worker import WorkerConfig, default_consumer_name, open_worker
 
+    configure_tracing(WORKER_SERVICE)  # a span per batch when the OTEL_* variables ask for it
     settings = Settings()
     config = WorkerConfig(consumer=name or default_consumer_name(), batch=batch, claim_idle_s=claim_idle)
     stop = threading.Event()
@@ -101,7 +132,7 @@ def score_file(
     from contracts.transactions import label_columns
     from data.contract import ContractError, InputFileError, read_transactions_file, validate
     from feature_repo.store import feature_store
-    from serving.model import load_model
+    from serving.model import load_version
     from serving.schemas import MAX_BATCH, Transaction
     from serving.scoring import Scorer
 
@@ -115,7 +146,8 @@ def score_file(
         err.print(str(error))
         fail(f"{path} breaks the contract; fix the rows above and score it again")
     settings = Settings()
-    scorer = Scorer(settings, feature_store(settings), load_model(settings))
+    version, _ = servable_version(settings)
+    scorer = Scorer(settings, feature_store(settings), load_version(settings, version))
     rows: list[dict[str, Any]] = []
 
     async def score_all(progress: Progress) -> None:

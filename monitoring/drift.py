@@ -12,8 +12,9 @@ What it compares (Evidently 0.7 computes the statistics and renders the report):
 A window shorter than a day is compared with the reference's payments at the same hours of
 the day (`reference_for_window`), so time of day does not read as drift.
 
-Each statistic past its threshold (Settings) is an alert. The job writes the Evidently
-HTML report and a JSON summary under FRAUD_DATA_DIR/monitoring/drift/, records the run in
+Each statistic past its threshold (Settings) is an alert. The job writes the HTML report
+(what it decided, then Evidently's report: monitoring/drift_report.py) and a JSON summary
+under FRAUD_DATA_DIR/monitoring/drift/, records the run in
 MLflow (experiment `fraud-monitoring`), publishes each alert on the alert stream and
 keeps the latest results in Redis, where the scorer's /metrics shows them.
 """
@@ -54,6 +55,7 @@ from monitoring.checks import (
     DriftRun,
     Window,
 )
+from monitoring.drift_report import report_page
 from monitoring.prediction_log import read_prediction_log
 from monitoring.reference import SCORE_COLUMN, feature_columns, load_reference
 
@@ -327,11 +329,12 @@ def _enough_rows(served: pd.DataFrame, window: Window, settings: Settings) -> pd
 
 
 def write_outputs(settings: Settings, run: DriftRun, snapshot: Snapshot) -> None:
-    """The Evidently HTML report and the JSON summary, in a folder of their own per run."""
+    """The HTML report (what the job decided, then Evidently's report) and the JSON summary, in a
+    folder of their own per run."""
     folder = settings.monitoring_dir / "drift" / f"{run.finished_at:%Y%m%dT%H%M%S%fZ}-v{run.model_version}"
     folder.mkdir(parents=True, exist_ok=True)
     run.html_path, run.summary_path = folder / "report.html", folder / "summary.json"
-    snapshot.save_html(str(run.html_path))
+    run.html_path.write_text(report_page(run, snapshot.get_html_str(as_iframe=False)), encoding="utf-8")
     run.summary_path.write_text(json.dumps(run.summary(), indent=2))
 
 

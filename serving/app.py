@@ -9,18 +9,23 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 
 from contracts.settings import Settings
+from contracts.tracing import Spans
 from feature_repo.store import feature_store
 from serving.metrics import RequestMetricsMiddleware, ScorerMetrics
 from serving.model import load_serving_model
-from serving.routers import health, metrics, model, score
+from serving.routers import docs, health, metrics, model, score
 from serving.scoring import Scorer
+
+SERVICE_NAME = "fraud-scorer"  # for traces, unless OTEL_SERVICE_NAME says otherwise
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the scorer app; the champion model and feature service load when it starts."""
     settings = settings or Settings()
+    spans = Spans.for_service(SERVICE_NAME)  # here: each worker process of `fraud serve` builds its app
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             model,
             refused_version=refused,
             on_drop=app.state.metrics.events_dropped.inc,
+            spans=spans,
         )
         app.state.scorer = scorer
         # What is loaded by now (Feast, MLflow, the model: most of the process's objects) stays
@@ -42,12 +48,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         scorer.models.stop()
 
-    app = FastAPI(title="Fraud scorer", version="1", lifespan=lifespan)
+    # FastAPI's own OpenTelemetry support opens each request's span (HTTP attributes, the caller's
+    # traceparent) when we trace; its metrics and logs stay off: Prometheus has the metrics.
+    telemetry: TelemetryConfig = {"tracing": spans.enabled, "operation_spans": False, "metrics": False, "logs": False}
+    # The API pages come from assets in the package (serving/static/docs), not a CDN.
+    app = FastAPI(
+        title="Fraud scorer", version="1", lifespan=lifespan, telemetry=telemetry, docs_url=None, redoc_url=None
+    )
     app.state.metrics = ScorerMetrics()
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for router in (score.router, model.router, health.router, metrics.router):
+    for router in (score.router, model.router, health.router, metrics.router, docs.router):
         app.include_router(router)
+    docs.mount_assets(app)
     return app
 
 

@@ -200,7 +200,19 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            self.metrics.observe_request(
-                getattr(route, "path", UNMATCHED_ROUTE), scope["method"], status, time.perf_counter() - started
-            )
+            self.metrics.observe_request(route_label(scope), scope["method"], status, time.perf_counter() - started)
+
+
+def route_label(scope: Scope) -> str:
+    """The route template that served the request, or UNMATCHED_ROUTE.
+
+    FastAPI leaves its own routes in scope["route"]. The plain Starlette routes FastAPI adds
+    for its documentation (/openapi.json, /docs, /docs/oauth2-redirect, /redoc) only leave
+    their endpoint: the router's route with that endpoint names the template.
+    """
+    route = scope.get("route")
+    if route is None and "endpoint" in scope:
+        endpoint = scope["endpoint"]
+        routes = getattr(scope.get("router"), "routes", ())
+        route = next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
+    return str(getattr(route, "path", UNMATCHED_ROUTE))

@@ -13,7 +13,7 @@ import xgboost as xgb
 from mlflow.entities.model_registry import ModelVersion
 
 from contracts.champion import is_approved, last_approved_champion, read_audit_trail
-from contracts.registry import CHAMPION, REGISTRY_ERRORS, load_booster, registry_client
+from contracts.registry import CHAMPION, REGISTRY_ERRORS, alias_version, load_booster, registry_client
 from contracts.settings import Settings
 from serving.explain import Contributions
 
@@ -76,28 +76,42 @@ def load_version(settings: Settings, version: ModelVersion, alias: str = CHAMPIO
     )
 
 
-def load_model(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
-    """Load the approved version `alias` points at (UnapprovedChampion when nobody approved it)."""
-    return load_version(settings, champion_version(settings, alias), alias)
-
-
 def load_serving_model(settings: Settings) -> tuple[LoadedModel, str | None]:
-    """The model a scorer starts with, and the version it refused, if any.
+    """The model a scorer starts with, and the version it refused, if any (see `serving_version`)."""
+    version, refused = serving_version(settings)
+    return load_version(settings, version), refused
+
+
+def serving_version(settings: Settings) -> tuple[ModelVersion, str | None]:
+    """The version a scorer would start with, and the version it refuses, if any.
 
     The champion when it is approved; otherwise the last approved champion of the audit
-    trail (contracts/champion.py), never the unapproved one; NoServableModel when there is none.
+    trail (contracts/champion.py), never the unapproved one. NoServableModel, saying what to
+    do, when there is none; RegistryUnavailable when the registry cannot tell.
     """
-    try:
-        return load_model(settings), None
-    except UnapprovedChampion as refusal:
-        client = registry_client(settings)
-        fallback = last_approved_champion(client, settings, read_audit_trail(client, settings), before=refusal.version)
-        if fallback is None:
-            raise NoServableModel(
-                f"{refusal}; no earlier champion is approved, so the scorer does not start"
-            ) from refusal
-        log.error("%s; serving v%s, the last approved champion", refusal, fallback)
-        return load_version(settings, client.get_model_version(settings.model_name, fallback)), refusal.version
+    local = settings.local_registry_file
+    if local is not None and not local.exists():
+        raise NoServableModel(
+            f"no registry at {local}: train and promote a model first (`fraud train`), "
+            "or point MLFLOW_TRACKING_URI at the registry that holds one"
+        )
+    client = registry_client(settings)
+    champion = alias_version(client, settings)
+    if champion is None:
+        raise NoServableModel(
+            f"no version of {settings.model_name} is {CHAMPION} in the registry at {settings.registry_location}: "
+            "train and promote one (`fraud train`, `fraud model approve V`, `fraud model promote V`), "
+            "or point MLFLOW_TRACKING_URI at the registry that holds it"
+        )
+    version = client.get_model_version(settings.model_name, champion)
+    if is_approved(version):
+        return version, None
+    refusal = UnapprovedChampion(settings, champion)
+    fallback = last_approved_champion(client, settings, read_audit_trail(client, settings), before=champion)
+    if fallback is None:
+        raise NoServableModel(f"{refusal}; no earlier champion is approved, so the scorer does not start")
+    log.error("%s; serving v%s, the last approved champion", refusal, fallback)
+    return client.get_model_version(settings.model_name, fallback), champion
 
 
 class NoServableModel(RuntimeError):

@@ -72,8 +72,10 @@ class EventPublisher:
         features: np.ndarray,
         responses: Sequence[ScoreResponse],
         latency_ms: float,
+        trace_id: str | None = None,
     ) -> None:
-        """Hand scored payments over (features: one row per payment, one column per name)."""
+        """Hand scored payments over (features: one row per payment, one column per name;
+        `trace_id`: the scoring request's trace, for their log rows)."""
         with self._lock:
             full = self._waiting + len(transactions) > self.capacity
             if not full:
@@ -83,7 +85,13 @@ class EventPublisher:
             return
         self._queue.put(
             _Scored(
-                transactions, feature_names, features, responses, latency_ms, scored_at=datetime.now(UTC).isoformat()
+                transactions,
+                feature_names,
+                features,
+                responses,
+                latency_ms,
+                scored_at=datetime.now(UTC).isoformat(),
+                trace_id=trace_id,
             )
         )
 
@@ -157,6 +165,7 @@ class _Scored:
     responses: Sequence[ScoreResponse]
     latency_ms: float
     scored_at: str
+    trace_id: str | None = None
 
     def events(self) -> list[ScoringEvent]:
         return [
@@ -168,6 +177,7 @@ class _Scored:
                 model_version=response.model_version,
                 latency_ms=self.latency_ms,
                 scored_at=self.scored_at,
+                trace_id=self.trace_id,
             )
             for tx, row, response in zip(self.transactions, self.features.tolist(), self.responses)
         ]

@@ -21,7 +21,8 @@ from pydantic import TypeAdapter
 from contracts.alerts import alert_fields, publish_alert
 from contracts.decision import decide
 from contracts.settings import Settings
-from feature_repo.store import feature_descriptions, model_feature_names
+from contracts.tracing import Spans
+from feature_repo.store import feature_descriptions, model_feature_names, published_service
 from feature_repo.transforms import customer_request_features, entity_row, event_micros, terminal_request_features
 from serving.model import LoadedModel, ModelHolder
 from serving.online import OnlineFeatureReader
@@ -45,9 +46,11 @@ class Scorer:
         model: LoadedModel,
         refused_version: str | None = None,
         on_drop: Callable[[int], None] = lambda count: None,
+        spans: Spans | None = None,
     ) -> None:
         self.settings = settings
-        self.service: FeatureService = store.get_feature_service(settings.feature_service)
+        self.spans = spans or Spans()  # off unless given: one span per step of `score` when on
+        self.service: FeatureService = published_service(store, settings.feature_service)
         self.offered = set(model_feature_names(store, self.service))
         self.check_model(model)
         # For /health and alerts: short timeouts, so a dead Redis answers "unreachable" quickly.
@@ -90,22 +93,32 @@ class Scorer:
     def model(self) -> LoadedModel:
         return self.models.current
 
-    async def score(self, transactions: Sequence[Transaction]) -> list[ScoreResponse]:
-        """Score payments; features the online store lacks are reported, not invented."""
+    async def score(self, transactions: Sequence[Transaction], trace_id: str | None = None) -> list[ScoreResponse]:
+        """Score payments; features the online store lacks are reported, not invented.
+
+        `trace_id`: the request's trace, carried by each payment's event into the prediction
+        log. With tracing on, each step is a span under the current (request) span."""
         started = time.perf_counter()
+        spans = self.spans
         model = self.models.current  # read once: a swap mid-request cannot mix two models
-        entities = [
-            entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
-            for tx in transactions
-        ]
-        stored = await self.reader.read(entities, [event_micros(tx.tx_datetime) for tx in transactions])
-        columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
-        values = {**stored.columns, **customer_request_features(columns), **terminal_request_features(columns)}
-        matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
-        for j, name in enumerate(model.feature_names):
-            matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
-        risks = model.booster.inplace_predict(matrix).tolist()
-        reasons = self._reasons(model, matrix)
+        if spans.enabled:
+            spans.annotate({"fraud.model_version": model.version, "fraud.feature_service": self.service.name})
+        with spans.span("score.online_read"):
+            entities = [
+                entity_row(tx.customer_id, tx.terminal_id, tx.device_id, tx.tx_datetime, tx.tx_amount)
+                for tx in transactions
+            ]
+            stored = await self.reader.read(entities, [event_micros(tx.tx_datetime) for tx in transactions])
+        with spans.span("score.request_features"):
+            columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
+            values = {**stored.columns, **customer_request_features(columns), **terminal_request_features(columns)}
+            matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
+            for j, name in enumerate(model.feature_names):
+                matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
+        with spans.span("score.predict"):
+            risks = model.booster.inplace_predict(matrix).tolist()
+        with spans.span("score.reasons"):
+            reasons = self._reasons(model, matrix)
         missing = self._missing(stored.missing)
         responses = _RESPONSES.validate_python(
             [
@@ -122,7 +135,9 @@ class Scorer:
                 for i, (tx, risk) in enumerate(zip(transactions, risks))
             ]
         )
-        self.events.submit(transactions, model.feature_names, matrix, responses, (time.perf_counter() - started) * 1000)
+        with spans.span("score.publish"):
+            latency_ms = (time.perf_counter() - started) * 1000
+            self.events.submit(transactions, model.feature_names, matrix, responses, latency_ms, trace_id)
         return responses
 
     def _missing(self, absent: np.ndarray) -> list[list[str]]:

@@ -97,6 +97,7 @@ from contracts.files import remove_stale_temp_files, write_parquet_atomically
 from contracts.prediction_log import LogFile, log_dir, payment_day, plan_batch, prediction_table
 from contracts.settings import Settings
 from contracts.tables import utc_timestamp
+from contracts.tracing import step
 from feature_repo.store import CUSTOMER_STATE_LOCK, feature_store, online_stamps, push_customer_states
 from feature_repo.transforms import CUSTOMER_STATE_COLUMNS, entity_row, next_customer_state
 
@@ -275,10 +276,15 @@ class Worker:
     def process(self, raw: Sequence[RawEntry], source: str = "new") -> BatchReport:
         """Update states, log, then acknowledge one batch (see the module docstring for why)."""
         started = time.perf_counter()
-        entries, dead = self._decode(raw)
-        updated = self.update_states(entries)
-        logged = self.log(entries)
-        self.client.xack(self.stream, self.config.group, *[entry_id for entry_id, _ in raw])
+        with step(
+            "worker.batch", {"fraud.source": source, "fraud.events": len(raw)}
+        ):  # a no-op span when tracing is off
+            entries, dead = self._decode(raw)
+            with step("worker.customer_states"):
+                updated = self.update_states(entries)
+            with step("worker.prediction_log"):
+                logged = self.log(entries)
+            self.client.xack(self.stream, self.config.group, *[entry_id for entry_id, _ in raw])
         return BatchReport(
             source=source,
             events=len(raw),
@@ -429,6 +435,8 @@ def _check(event: ScoringEvent) -> None:
     pd.Timestamp(event.scored_at)
     if not str(event.transaction["transaction_id"]):
         raise ValueError("empty transaction_id")
+    if event.trace_id is not None and not isinstance(event.trace_id, str):
+        raise TypeError(f"trace_id is a {type(event.trace_id).__name__}, not a string")
     for value in (event.risk_score, event.latency_ms, *event.features.values()):
         if value is not None:
             float(value)

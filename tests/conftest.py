@@ -3,13 +3,16 @@
 The test session never touches the demo's data nor another test run's: FRAUD_DATA_DIR
 points at a temporary folder, and REDIS_URL at a db number the session claims with a lock
 key (from db 15 down to db 8), flushed before and after. FRAUD_TEST_REDIS_URL names the
-server (default redis://127.0.0.1:6379).
+server (default redis://127.0.0.1:6379), FRAUD_TEST_POSTGRES_URL the registry's PostgreSQL
+(default postgresql://postgres@127.0.0.1:5432). Where nothing answers at one of them, the run
+starts an embedded server of its own (tests/support/services.py) and says so in its summary.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
@@ -19,12 +22,40 @@ import pandas as pd
 import pytest
 import redis
 
+from tests.support.services import Service, ServiceError, postgres_service, redis_service
+
 TEST_REDIS_SERVER = os.environ.get("FRAUD_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 # The test registry runs on PostgreSQL, as production does; one database per test run.
 TEST_POSTGRES = os.environ.get("FRAUD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 TEST_DBS = range(15, 7, -1)
 LOCK_KEY = "fraud:test-run-lock"
 SIM_START = date(2024, 1, 1)
+SERVICE_NOTICES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def test_services(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, Service]]:
+    """The Redis and PostgreSQL servers of the run: those at the test URLs, or embedded ones if
+    nothing answers there (stopped at the end). A server that answers wrongly stops the run."""
+    with ExitStack() as running:
+        try:
+            redis_server = running.enter_context(redis_service(TEST_REDIS_SERVER, tmp_path_factory.mktemp("valkey")))
+            postgres_server = running.enter_context(postgres_service(TEST_POSTGRES))
+        except ServiceError as error:
+            pytest.exit(str(error), returncode=3)
+        request.config.stash[SERVICE_NOTICES] = [redis_server.notice, postgres_server.notice]
+        yield {"redis": redis_server, "postgres": postgres_server}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say which servers the run used, so an embedded one (no Redis or PostgreSQL found) is seen."""
+    notices = config.stash.get(SERVICE_NOTICES, [])
+    if notices:
+        terminalreporter.write_sep("-", "test services")
+        for notice in notices:
+            terminalreporter.write_line(notice)
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +64,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def test_environment(data_dir: Path) -> Iterator[None]:
+def test_environment(data_dir: Path, test_services: dict[str, Service]) -> Iterator[None]:
     """Point every component at a claimed Redis db, a fresh PostgreSQL registry and the data dir.
 
-    A missing Redis or PostgreSQL stops the run with a message: never a silent skip.
+    Subprocesses (scorer, worker, `fraud`) inherit os.environ, so they use the same servers.
     """
-    client, url = _claim_redis_db()
+    redis_server, postgres_server = test_services["redis"].url, test_services["postgres"].url
+    client, url = _claim_redis_db(redis_server)
     database = f"fraud_test_{url.rsplit('/', 1)[1]}"
-    _recreate_database(database)
+    _recreate_database(postgres_server, database)
     saved = {
         k: os.environ.get(k) for k in ("FRAUD_DATA_DIR", "REDIS_URL", "MLFLOW_TRACKING_URI", "FRAUD_MODEL_POLL_SECONDS")
     }
@@ -48,14 +80,14 @@ def test_environment(data_dir: Path) -> Iterator[None]:
         {
             "FRAUD_DATA_DIR": str(data_dir),
             "REDIS_URL": url,
-            "MLFLOW_TRACKING_URI": f"{TEST_POSTGRES}/{database}",
+            "MLFLOW_TRACKING_URI": f"{postgres_server}/{database}",
             "FRAUD_MODEL_POLL_SECONDS": "0.2",
         }
     )
     yield
     client.flushdb()  # also releases the claim
     client.close()
-    _drop_database(database)
+    _drop_database(postgres_server, database)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -63,46 +95,46 @@ def test_environment(data_dir: Path) -> Iterator[None]:
             os.environ[key] = value
 
 
-def _claim_redis_db() -> tuple[redis.Redis, str]:
+def _claim_redis_db(server: str) -> tuple[redis.Redis, str]:
     """The first test db no other run holds: flushed, then marked as ours for up to 2 hours."""
     for db in TEST_DBS:
-        client = redis.Redis.from_url(f"{TEST_REDIS_SERVER}/{db}", socket_connect_timeout=2)
+        client = redis.Redis.from_url(f"{server}/{db}", socket_connect_timeout=2)
         try:
             claimed = client.set(LOCK_KEY, os.getpid(), nx=True, ex=7200)
         except redis.ConnectionError as error:
-            pytest.exit(f"no Redis answers at {TEST_REDIS_SERVER}: start redis-server ({error})", returncode=3)
+            pytest.exit(f"Redis at {server} stopped answering: restart it ({error})", returncode=3)
         if claimed:
             client.flushdb()
             client.set(LOCK_KEY, os.getpid(), ex=7200)
-            return client, f"{TEST_REDIS_SERVER}/{db}"
+            return client, f"{server}/{db}"
         client.close()
     pytest.exit(f"every test db ({TEST_DBS.start} to {TEST_DBS.stop + 1}) is held by another run", returncode=3)
 
 
-def _admin_connection():
+def _admin_connection(server: str):
     import psycopg
 
     try:
-        return psycopg.connect(f"{TEST_POSTGRES}/postgres", autocommit=True, connect_timeout=3)
+        return psycopg.connect(f"{server}/postgres", autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
-        pytest.exit(f"no PostgreSQL answers at {TEST_POSTGRES}: start it ({error})", returncode=3)
+        pytest.exit(f"PostgreSQL at {server} stopped answering: restart it ({error})", returncode=3)
 
 
-def _recreate_database(name: str) -> None:
-    with _admin_connection() as admin:
+def _recreate_database(server: str, name: str) -> None:
+    with _admin_connection(server) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
 
 
-def _drop_database(name: str) -> None:
-    with _admin_connection() as admin:
+def _drop_database(server: str, name: str) -> None:
+    with _admin_connection(server) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
-def second_redis_url(test_environment: None) -> Iterator[str]:
+def second_redis_url(test_environment: None, test_services: dict[str, Service]) -> Iterator[str]:
     """Another claimed db, for a module that builds a world of its own beside the session's."""
-    client, url = _claim_redis_db()
+    client, url = _claim_redis_db(test_services["redis"].url)
     yield url
     client.flushdb()  # also releases the claim
     client.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
-from feature_repo.store import model_feature_names
+from feature_repo.store import model_feature_names, published_service
 from feature_repo.transforms import entity_frame
 from training.protocol import Split
 
@@ -40,7 +40,7 @@ class SplitSets:
 
 def build_split_sets(store: FeatureStore, service_name: str, split: Split) -> SplitSets:
     """Both sides of a split through the same feature service, with its model inputs."""
-    service = store.get_feature_service(service_name)
+    service = published_service(store, service_name)
     return SplitSets(
         feature_names=model_feature_names(store, service),
         train=build_training_set(store, service, split.train),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from feast import FeatureStore
 from mlflow.exceptions import MlflowException
 
 from contracts.registry import CHAMPION, alias_version, load_booster, registry_client
 from contracts.settings import Settings
+from contracts.tracing import step
 from training.dataset import build_split_sets, feature_matrix
 from training.models import XGBOOST_PARAMS, XGBOOST_ROUNDS, fit_xgboost
 from training.protocol import Metrics, Split, evaluate_scores
@@ -41,6 +44,7 @@ class TrainingResult:
     checks: list[GateCheck]
     n_train: int
     n_test: int
+    report: Path  # the evaluation report's index.html (also logged in the run)
 
 
 def holdout_split(transactions: pd.DataFrame, delay_days: int, test_days: int = HOLDOUT_DAYS) -> Split:
@@ -71,10 +75,50 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
     """
     if "is_fraud" not in transactions.columns:
         raise ValueError("the raw store holds no labels (is_fraud); training needs labelled data")
-    split = holdout_split(transactions, settings.label_delay_days)
-    sets = build_split_sets(store, settings.feature_service, split)
-    names, train_set, test_set = sets.feature_names, sets.train, sets.test
-    booster = fit_xgboost(feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
+    with step("train.candidate", {"fraud.model_name": settings.model_name}) as span:
+        with step("train.build_training_set"):
+            split = holdout_split(transactions, settings.label_delay_days)
+            sets = build_split_sets(store, settings.feature_service, split)
+        names, train_set, test_set = sets.feature_names, sets.train, sets.test
+        span.set_attributes({"fraud.train_rows": len(train_set), "fraud.holdout_rows": len(test_set)})
+        with step("train.fit"):
+            booster = fit_xgboost(feature_matrix(train_set, names), train_set["is_fraud"].to_numpy(), names)
+        with step("train.evaluate"):
+            scores, candidate = _evaluate(settings, booster, names, split, train_set, test_set)
+        with step("train.register"):
+            if not all(check.passed for check in candidate.checks):
+                log_rejected(settings, candidate)
+                raise GateFailed(candidate.checks)
+            reference = build_reference(
+                test_set,
+                names,
+                scores,
+                settings.reference_max_rows,
+                context=context_rows(train_set, settings.reference_context_days),
+            )
+            version = log_and_register(settings, booster, candidate, reference)
+        span.set_attribute("fraud.model_version", str(version.version))
+    return TrainingResult(
+        model_name=settings.model_name,
+        version=str(version.version),
+        run_id=version.run_id,
+        metrics=candidate.metrics,
+        checks=candidate.checks,
+        n_train=len(train_set),
+        n_test=len(test_set),
+        report=candidate.report.html,
+    )
+
+
+def _evaluate(
+    settings: Settings,
+    booster: xgb.Booster,
+    names: list[str],
+    split: Split,
+    train_set: pd.DataFrame,
+    test_set: pd.DataFrame,
+) -> tuple[np.ndarray, CandidateRun]:
+    """Score the holdout, gate the candidate against the checks and the champion, write its report."""
     scores = booster.inplace_predict(feature_matrix(test_set, names))
     metrics = evaluate_scores(test_set, scores)
     labels = test_set["is_fraud"].to_numpy()
@@ -112,26 +156,7 @@ def train_candidate(settings: Settings, store: FeatureStore, transactions: pd.Da
         checks=checks,
         report=report,
     )
-    if not all(check.passed for check in checks):
-        log_rejected(settings, candidate)
-        raise GateFailed(checks)
-    reference = build_reference(
-        test_set,
-        names,
-        scores,
-        settings.reference_max_rows,
-        context=context_rows(train_set, settings.reference_context_days),
-    )
-    version = log_and_register(settings, booster, candidate, reference)
-    return TrainingResult(
-        model_name=settings.model_name,
-        version=str(version.version),
-        run_id=version.run_id,
-        metrics=logged_metrics,
-        checks=checks,
-        n_train=len(train_set),
-        n_test=len(test_set),
-    )
+    return scores, candidate
 
 
 def _champion_on_holdout(settings: Settings, test_set: pd.DataFrame) -> tuple[str | None, Metrics | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -123,7 +124,11 @@ def feast_env(env: dict[str, str]) -> dict[str, str]:
     )
     if completed.returncode != 0:
         raise SetupError(f"`fraud env` exited {completed.returncode}:\n{completed.stderr[-3000:]}")
-    exported = dict(re.findall(r"^export (\w+)='(.*)'$", completed.stdout, flags=re.MULTILINE))
+    exported = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in completed.stdout.splitlines()
+        if line.startswith("export ")
+    )
     if "FRAUD_FEAST_REDIS" not in exported:
         raise SetupError(f"`fraud env` printed no FRAUD_FEAST_REDIS:\n{completed.stdout}")
     return {**env, **exported}

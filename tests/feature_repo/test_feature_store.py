@@ -6,8 +6,12 @@ import os
 import subprocess
 import sys
 
+import httpx
+
+from contracts.net import free_port
 from feature_repo.store import FEATURE_REPO_DIR
 from feature_repo.transforms import entity_frame
+from tests.support.processes import started
 from training.dataset import build_training_set
 
 
@@ -35,3 +39,32 @@ def test_feast_cli_apply_publishes_the_feature_service(feature_store, settings) 
 def test_entity_frame_has_no_label_columns(transactions) -> None:
     # Labels must never reach the feature store as request data.
     assert not {"is_fraud", "fraud_scenario"} & set(entity_frame(transactions.head()).columns)
+
+
+def _feast(*args: str, settings, cwd=FEATURE_REPO_DIR, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, **settings.feast_variables()}
+    feast = os.path.join(os.path.dirname(sys.executable), "feast")
+    return subprocess.run([feast, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+def test_feast_plan_is_clean_right_after_fraud_features_apply(online_until, settings, tmp_path) -> None:
+    # The session's world is applied and materialised; `fraud features apply` runs from another folder.
+    fraud = os.path.join(os.path.dirname(sys.executable), "fraud")
+    applied = subprocess.run([fraud, "features", "apply"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    plan = _feast("plan", settings=settings)
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    assert "No changes to registry" in plan.stdout, plan.stdout[-3000:]
+    assert "Updated" not in plan.stdout and "Created" not in plan.stdout and "Deleted" not in plan.stdout
+
+
+def test_feast_ui_serves_the_platforms_registry(feature_store, settings) -> None:
+    port = free_port()
+    feast = os.path.join(os.path.dirname(sys.executable), "feast")
+    argv = [feast, "-c", str(FEATURE_REPO_DIR), "ui", "--host", "127.0.0.1", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with started(argv, {**os.environ, **settings.feast_variables()}, f"{base}/health"):
+        assert httpx.get(f"{base}/", timeout=10).status_code == 200  # the UI's page
+        services = httpx.get(f"{base}/api/v1/feature_services", params={"project": "fraud_detection"}, timeout=30)
+    assert services.status_code == 200, services.text[:500]
+    assert settings.feature_service in services.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
 
 import redis
 import yaml
@@ -71,8 +72,29 @@ def test_prometheus_scrapes_the_compose_scorer_and_loads_the_rules() -> None:
     assert job["metrics_path"] == "/metrics"
     assert job["static_configs"][0]["targets"] == ["scorer:8000"]
     assert "8000:8000" in compose["services"]["scorer"]["ports"]
-    mounted = " ".join(compose["services"]["prometheus"]["volumes"])
-    assert all(path in mounted for path in config["rule_files"])
+    # Rule files resolve against the config's folder, in the container as under promtool.
+    mounts = container_mounts(compose["services"]["prometheus"]["volumes"])
+    config_folder = PurePosixPath(mounts["./monitoring/prometheus/prometheus.yml"]).parent
+    for rule_file in config["rule_files"]:
+        assert mounts[f"./monitoring/prometheus/{rule_file}"] == str(config_folder / rule_file)
+
+
+def test_prometheus_sends_alerts_to_the_compose_alertmanager() -> None:
+    config = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    (target,) = alertmanagers["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    alertmanager = compose["services"][host]
+    assert f"{port}:{port}" in alertmanager["ports"]
+    assert host in compose["services"]["prometheus"]["depends_on"]
+    mounts = container_mounts(alertmanager["volumes"])
+    assert mounts["./monitoring/alertmanager/alertmanager.yml"] == "/etc/alertmanager/alertmanager.yml"
+
+
+def container_mounts(volumes: list[str]) -> dict[str, str]:
+    """Each bind mount's host path and its path in the container."""
+    return dict(volume.split(":")[:2] for volume in volumes)
 
 
 def test_grafana_provisions_the_dashboard_from_the_mounted_folder() -> None:

@@ -76,6 +76,19 @@ def test_rejected_and_unknown_requests_are_counted_by_status(http, probe) -> Non
     assert sample(http, "fraud_http_request_duration_seconds_count", **unknown) == before + 2
 
 
+@pytest.mark.parametrize("path", ["/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"])
+def test_documentation_pages_are_counted_under_their_own_route(http, path: str) -> None:
+    page = {"route": path, "method": "GET", "status": "200"}
+    unmatched = {"route": "unmatched", "method": "GET", "status": "200"}
+    before = (
+        sample(http, "fraud_http_request_duration_seconds_count", **page),
+        sample(http, "fraud_http_request_duration_seconds_count", **unmatched),
+    )
+    assert http.get(path).status_code == 200
+    assert sample(http, "fraud_http_request_duration_seconds_count", **page) == before[0] + 1
+    assert sample(http, "fraud_http_request_duration_seconds_count", **unmatched) == before[1]
+
+
 def test_missing_features_are_counted_per_feature(http, probe) -> None:
     before = sample(http, "fraud_missing_features_total", feature="device_age_days")
     answer = http.post("/score", json=body(probe, device_id="never-seen-device")).json()
