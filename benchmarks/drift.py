@@ -104,6 +104,8 @@ def write_log(settings: Settings, inputs: pd.DataFrame, scores: np.ndarray) -> i
         "scored_at": stamps,
         "stream_id": [f"{i + 1}-0" for i in range(rows)],
         "trace_id": [None] * rows,
+        "shadow_version": [None] * rows,
+        "shadow_score": [None] * rows,
     }
     for column in contract_columns(Transaction):  # the device's other details: the drift job reads none
         if column.nullable:

@@ -2,13 +2,15 @@
 
 `training/lifecycle.py` writes the trail (every move of the alias under a registry lock,
 numbered, never overwritten); the scorer reads it to find the last approved champion when
-the alias points at a version nobody approved.
+the alias points at a version nobody approved. The same trail records each change of the
+rollout (the `challenger` alias and its plan, contracts/rollout.py); those entries never
+count as champions.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from mlflow.entities.model_registry import ModelVersion
@@ -18,12 +20,19 @@ from mlflow.tracking import MlflowClient
 from contracts.registry import AUDIT_TAG_PREFIX, REGISTRY_ERRORS, RegistryUnavailable, VersionTag, is_absent
 from contracts.settings import Settings
 
-MoveKind = Literal["promote", "rollback", "external"]
+MoveKind = Literal["promote", "rollback", "external", "challenger_start", "challenger_share", "challenger_stop"]
+# The kinds that move `champion`; any other entry (a challenger's, or a kind a later version
+# writes) is no champion.
+CHAMPION_KINDS: frozenset[str] = frozenset({"promote", "rollback", "external"})
 
 
 @dataclass(frozen=True)
 class AliasMove:
-    """One move of the champion alias; `external` is a move made outside `fraud model`, found later."""
+    """One move of an alias; `external` is a move of `champion` made outside `fraud model`, found later.
+
+    Challenger entries carry the rollout's mode and share (None on champion entries, and on
+    entries written before rollouts existed).
+    """
 
     kind: MoveKind
     at: str
@@ -31,9 +40,21 @@ class AliasMove:
     from_version: str | None
     to_version: str | None  # None: the alias was removed
     reason: str
+    mode: str | None = None
+    share: float | None = None
+
+    @property
+    def moves_champion(self) -> bool:
+        return self.kind in CHAMPION_KINDS
 
     def to_tag(self) -> str:
         return json.dumps(asdict(self))
+
+    @classmethod
+    def from_tag(cls, text: str) -> AliasMove:
+        """An entry as stored; a field this code does not know (written by a later version) is ignored."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in json.loads(text).items() if key in known})
 
 
 def audit_tag(sequence: int) -> str:
@@ -52,14 +73,17 @@ def read_audit_trail(client: MlflowClient, settings: Settings) -> list[AliasMove
     except REGISTRY_ERRORS as error:
         raise RegistryUnavailable.of(settings, error) from error
     keys = sorted(key for key in tags if key.startswith(AUDIT_TAG_PREFIX))
-    return [AliasMove(**json.loads(tags[key])) for key in keys]
+    return [AliasMove.from_tag(tags[key]) for key in keys]
 
 
 def champion_history(moves: list[AliasMove]) -> list[str]:
     """Champions in order, as a stack: a promotion (or a move outside `fraud model`) pushes, a
-    rollback pops back to its target (skipping the versions it passed over)."""
+    rollback pops back to its target (skipping the versions it passed over). Entries of other
+    aliases (the challenger's) are skipped."""
     stack: list[str] = []
     for move in moves:
+        if not move.moves_champion:
+            continue
         if move.kind == "rollback":
             while stack and stack[-1] != move.to_version:
                 stack.pop()

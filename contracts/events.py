@@ -32,6 +32,9 @@ class ScoringEvent:
     latency_ms: float
     scored_at: str
     trace_id: str | None = None  # the scoring request's trace (32 hex digits); absent from older events
+    # Rollout in shadow mode: the challenger version the worker also scores this payment with
+    # (from `features`, off the request path); None when not sampled, and in older events.
+    shadow_version: str | None = None
 
     @classmethod
     def of(
@@ -45,6 +48,7 @@ class ScoringEvent:
         latency_ms: float,
         scored_at: str,
         trace_id: str | None = None,
+        shadow_version: str | None = None,
     ) -> ScoringEvent:
         return cls(
             transaction=payment_record(payment),
@@ -55,6 +59,7 @@ class ScoringEvent:
             latency_ms=round(latency_ms, 3),
             scored_at=scored_at,
             trace_id=trace_id,
+            shadow_version=shadow_version,
         )
 
     def to_fields(self) -> dict[str, bytes]:

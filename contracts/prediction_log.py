@@ -5,7 +5,8 @@ Layout: FRAUD_DATA_DIR/predictions/date=YYYY-MM-DD/part-<first stream id>-<diges
 partitioned by the payment's UTC date. A row holds the payment (the contract's payment
 columns, contracts/transactions.py), its answer (risk score, decision, model version,
 latency, when it was scored), the id of its scoring event on the stream, the trace id of
-the scoring request (null without tracing or a caller's `traceparent`), and one float
+the scoring request (null without tracing or a caller's `traceparent`), the challenger's
+version and score when a shadow rollout sampled the payment (null otherwise), and one float
 column per feature the model was given (NaN when missing).
 
 A file's name is a function of the stream ids of the rows it holds, so writing the same
@@ -46,6 +47,10 @@ ANSWER_SCHEMA = pa.schema(
         ("scored_at", _UTC_US),
         ("stream_id", pa.string()),
         ("trace_id", pa.string()),  # the scoring request's trace; null without one (and in older files)
+        # Shadow rollout: the challenger version that also scored the payment, and its score
+        # (the worker's, on the logged features); null when not sampled (and in older files).
+        ("shadow_version", pa.string()),
+        ("shadow_score", pa.float64()),
     ]
 )
 
@@ -89,8 +94,13 @@ def feature_column(name: str) -> str:
     return f"feature_{name}" if name in BASE_COLUMNS else name
 
 
-def prediction_table(entries: Sequence[tuple[str, ScoringEvent]]) -> pa.Table:
-    """Log rows of (stream id, event) pairs, in the given order, with the log's column types."""
+def prediction_table(
+    entries: Sequence[tuple[str, ScoringEvent]], shadow_scores: Sequence[float | None] | None = None
+) -> pa.Table:
+    """Log rows of (stream id, event) pairs, in the given order, with the log's column types.
+
+    `shadow_scores`: per entry, the challenger's score of a payment in the shadow sample
+    (None: not sampled, or not scored); absent, every shadow score is null."""
     features: dict[str, None] = {}  # an ordered set: the service's order, then any newcomer
     for _, event in entries:
         features.update(dict.fromkeys(event.features))
@@ -108,6 +118,8 @@ def prediction_table(entries: Sequence[tuple[str, ScoringEvent]]) -> pa.Table:
             "scored_at": [_utc_us(event.scored_at) for event in events],
             "stream_id": [stream_id for stream_id, _ in entries],
             "trace_id": [event.trace_id for event in events],
+            "shadow_version": [event.shadow_version for event in events],
+            "shadow_score": list(shadow_scores) if shadow_scores is not None else [None] * len(events),
         }
     )
     arrays = [pa.array(columns[field.name], type=field.type) for field in BASE_SCHEMA]

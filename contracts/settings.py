@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     # Days of the training period whose inputs (without scores) the reference adds before the
     # holdout: how much one week's inputs differ from another's (monitoring/calibration.py).
     reference_context_days: int = Field(default=7, ge=0)
+    # Rollout analysis (monitoring/rollout.py): a challenger against the champion, per interval.
+    rollout_min_rows: int = Field(default=200, ge=1, description="fewer payments per version give no verdict")
+    rollout_max_score_distance: float = Field(
+        default=0.1, gt=0.0, description="Wasserstein distance of the two versions' risk scores (scores in [0, 1])"
+    )
+    rollout_min_decision_agreement: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="shadow: share of payments both versions decide alike"
+    )
+    rollout_max_block_rate_ratio: float = Field(
+        default=2.0, gt=1.0, description="challenger's block rate over the champion's"
+    )
+    rollout_max_p99_latency_ratio: float = Field(
+        default=1.5, gt=1.0, description="canary: challenger's p99 latency over the champion's"
+    )
     alert_stream: str = "fraud:alerts"
     alert_stream_maxlen: int = Field(default=100_000, ge=100)
     drift_results_key: str = "fraud:monitoring:latest-drift"

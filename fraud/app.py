@@ -14,7 +14,7 @@ import typer
 
 from contracts.settings import Settings
 from contracts.tracing import configure_tracing, step
-from fraud import bootstrap, data, demo, features, model, monitor, serve
+from fraud import bootstrap, data, demo, features, model, monitor, rollout, serve
 
 app = typer.Typer(
     help="Fraud detection platform built around a feature store.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -24,6 +24,7 @@ for commands in (data.app, model.app, monitor.app, serve.app, demo.app, bootstra
 app.add_typer(features.app, name="features")
 app.add_typer(model.registry_app, name="model")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(rollout.app, name="rollout")
 
 
 # Long-running commands trace their units of work (a request, a batch), not their whole life.

@@ -184,11 +184,11 @@ def model_rollback(
 
 @registry_app.command("audit")
 def model_audit() -> None:
-    """Every move of the champion alias: who, when, from, to, why."""
+    """Every move of the champion alias and of the rollout's challenger: who, when, from, to, why."""
     from training.lifecycle import audit_trail
 
-    table = Table(title="Champion alias moves")
-    for column in ("when", "kind", "by", "from", "to", "why"):
+    table = Table(title="Champion and challenger moves")
+    for column in ("when", "kind", "by", "from", "to", "plan", "why"):
         table.add_column(column)
     for move in audit_trail(Settings()):
         table.add_row(
@@ -196,7 +196,8 @@ def model_audit() -> None:
             move.kind,
             move.by,
             f"v{move.from_version}" if move.from_version else "-",
-            f"v{move.to_version}",
+            f"v{move.to_version}" if move.to_version else "-",
+            f"{move.mode}, share {move.share:g}" if move.mode and move.share is not None else "-",
             move.reason,
         )
     console.print(table)

@@ -14,6 +14,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from contracts.champion import is_approved, last_approved_champion, read_audit_trail
 from contracts.registry import CHAMPION, REGISTRY_ERRORS, alias_version, load_booster, registry_client
+from contracts.rollout import CHALLENGER, RolloutPlan, read_plan
 from contracts.settings import Settings
 from serving.explain import Contributions
 
@@ -114,6 +115,14 @@ def serving_version(settings: Settings) -> tuple[ModelVersion, str | None]:
     return client.get_model_version(settings.model_name, fallback), champion
 
 
+@dataclass(frozen=True)
+class Rollout:
+    """The plan in force and its challenger, loaded: swapped as one, so a request sees both or neither."""
+
+    plan: RolloutPlan
+    challenger: LoadedModel
+
+
 class NoServableModel(RuntimeError):
     """Nothing the scorer may serve: the message says what to do."""
 
@@ -133,6 +142,10 @@ class ModelHolder:
     features against the feature service); a model that fails it is not served. A champion
     nobody approved is not loaded at all: the holder keeps its model, says so in `status`,
     and calls `refused(version, message)` once per refused version (the scorer raises an alert).
+
+    On the same poll it follows the rollout plan (contracts/rollout.py): `rollout` holds the
+    plan and its challenger, loaded (approved and validated like a champion), or None: no
+    plan, or a challenger that may not serve. A registry error keeps the rollout in force.
     """
 
     def __init__(
@@ -150,10 +163,68 @@ class ModelHolder:
         self.status = RegistryStatus(checked_at=datetime.now(UTC))
         if refused_version is not None:
             self._refuse(UnapprovedChampion(settings, refused_version))
+        self.rollout: Rollout | None = None
+        self._plan_seen: RolloutPlan | None = None  # the last plan read, served or not servable
+        self._refused_challenger: str | None = None  # a challenger nobody approved (logged once)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def refresh(self) -> bool:
+        """Follow the champion alias, then the rollout plan; True when the champion swapped."""
+        try:
+            return self.refresh_champion()
+        finally:  # a champion that cannot swap in does not hold the rollout back
+            if self.status.reachable:
+                self.refresh_rollout()
+
+    def refresh_rollout(self) -> None:
+        """Swap in the plan the registry now holds, with its challenger loaded; None when it
+        has none. A challenger that is not approved or cannot serve means no rollout."""
+        try:
+            plan = read_plan(registry_client(self.settings), self.settings)
+        except REGISTRY_ERRORS as error:
+            # Keep the plan in force; /health reports the registry as unreachable.
+            self.status = RegistryStatus(
+                reachable=False, checked_at=datetime.now(UTC), error=str(error).splitlines()[0][:300]
+            )
+            log.warning("model registry unreachable, keeping the rollout in force: %s", error)
+            return
+        if plan == self._plan_seen:
+            return
+        current = self.rollout
+        if plan is None:
+            self.rollout, self._plan_seen, self._refused_challenger = None, None, None
+            if current is not None:
+                log.info("rollout of v%s ended", current.plan.version)
+            return
+        if current is not None and current.challenger.version == plan.version:
+            challenger = current.challenger  # the same version under a new share or mode
+        else:
+            try:
+                version = registry_client(self.settings).get_model_version(self.settings.model_name, plan.version)
+                challenger = load_version(self.settings, version, CHALLENGER)
+                self.validate(challenger)
+            except REGISTRY_ERRORS as error:
+                # The rollout in force stays; the new plan is tried again on the next poll.
+                self.status = RegistryStatus(
+                    reachable=False, checked_at=datetime.now(UTC), error=str(error).splitlines()[0][:300]
+                )
+                log.warning("could not load challenger v%s, keeping the rollout in force: %s", plan.version, error)
+                return
+            except UnapprovedChampion:
+                # Nobody meets it; its approval is checked again on each poll (tags only, no download).
+                if self._refused_challenger != plan.version:
+                    log.error("v%s is %s but not approved: no rollout until it is", plan.version, CHALLENGER)
+                self.rollout, self._refused_challenger = None, plan.version
+                return
+            except ValueError as error:  # not servable: nobody meets it, until the plan changes
+                log.error("no rollout of v%s: %s", plan.version, error)
+                self.rollout, self._plan_seen = None, plan
+                return
+        self.rollout, self._plan_seen, self._refused_challenger = Rollout(plan, challenger), plan, None
+        log.info("rollout in force: v%s, %s, share %s", plan.version, plan.mode, plan.share)
+
+    def refresh_champion(self) -> bool:
         """Swap in the version `champion` now points at, if it moved; True when it swapped."""
         try:
             target = champion_version(self.settings, self.current.alias)
@@ -189,7 +260,8 @@ class ModelHolder:
             self.refused(refusal.version, message)
 
     def start(self) -> None:
-        """Check the alias every `model_poll_seconds` in a background thread."""
+        """Read the rollout plan now, then check the aliases every `model_poll_seconds` in a background thread."""
+        self.refresh_rollout()
         self._thread = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
         self._thread.start()
 

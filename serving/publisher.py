@@ -73,9 +73,11 @@ class EventPublisher:
         responses: Sequence[ScoreResponse],
         latency_ms: float,
         trace_id: str | None = None,
+        shadow_versions: Sequence[str | None] | None = None,
     ) -> None:
         """Hand scored payments over (features: one row per payment, one column per name;
-        `trace_id`: the scoring request's trace, for their log rows)."""
+        `trace_id`: the scoring request's trace, for their log rows; `shadow_versions`: per
+        payment, the challenger the worker also scores it with, in a shadow rollout)."""
         with self._lock:
             full = self._waiting + len(transactions) > self.capacity
             if not full:
@@ -92,6 +94,7 @@ class EventPublisher:
                 latency_ms,
                 scored_at=datetime.now(UTC).isoformat(),
                 trace_id=trace_id,
+                shadow_versions=shadow_versions,
             )
         )
 
@@ -166,8 +169,10 @@ class _Scored:
     latency_ms: float
     scored_at: str
     trace_id: str | None = None
+    shadow_versions: Sequence[str | None] | None = None
 
     def events(self) -> list[ScoringEvent]:
+        shadows = self.shadow_versions or [None] * len(self.transactions)
         return [
             ScoringEvent.of(
                 tx,
@@ -178,6 +183,7 @@ class _Scored:
                 latency_ms=self.latency_ms,
                 scored_at=self.scored_at,
                 trace_id=self.trace_id,
+                shadow_version=shadow,
             )
-            for tx, row, response in zip(self.transactions, self.features.tolist(), self.responses)
+            for tx, row, response, shadow in zip(self.transactions, self.features.tolist(), self.responses, shadows)
         ]

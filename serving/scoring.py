@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import redis
@@ -20,11 +21,12 @@ from pydantic import TypeAdapter
 
 from contracts.alerts import alert_fields, publish_alert
 from contracts.decision import decide
+from contracts.rollout import RolloutPlan
 from contracts.settings import Settings
 from contracts.tracing import Spans
 from feature_repo.store import feature_descriptions, model_feature_names, published_service
 from feature_repo.transforms import customer_request_features, entity_row, event_micros, terminal_request_features
-from serving.model import LoadedModel, ModelHolder
+from serving.model import LoadedModel, ModelHolder, Rollout
 from serving.online import OnlineFeatureReader
 from serving.publisher import EventPublisher
 from serving.schemas import ScoreResponse, Transaction
@@ -101,6 +103,7 @@ class Scorer:
         started = time.perf_counter()
         spans = self.spans
         model = self.models.current  # read once: a swap mid-request cannot mix two models
+        rollout = self.models.rollout  # read once too: a plan moved mid-request never mixes
         if spans.enabled:
             spans.annotate({"fraud.model_version": model.version, "fraud.feature_service": self.service.name})
         with spans.span("score.online_read"):
@@ -112,33 +115,59 @@ class Scorer:
         with spans.span("score.request_features"):
             columns = {**stored.columns, **{field: [e[field] for e in entities] for field in REQUEST_FIELDS}}
             values = {**stored.columns, **customer_request_features(columns), **terminal_request_features(columns)}
-            matrix = np.empty((len(entities), len(model.feature_names)), dtype=np.float64)
-            for j, name in enumerate(model.feature_names):
-                matrix[:, j] = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
-        with spans.span("score.predict"):
-            risks = model.booster.inplace_predict(matrix).tolist()
-        with spans.span("score.reasons"):
-            reasons = self._reasons(model, matrix)
+            # Without a rollout the champion answers every payment: one group, no per-payment work.
+            groups: list[Group] = [(model, None)] if rollout is None else _groups(rollout, model, transactions)
+            matrices = [_matrix(answering, values, rows, len(transactions)) for answering, rows in groups]
         missing = self._missing(stored.missing)
-        responses = _RESPONSES.validate_python(
+        answers = [
+            self._answer(answering, transactions, matrix, missing, rows)
+            for (answering, rows), matrix in zip(groups, matrices)
+        ]
+        responses = answers[0] if groups[0][1] is None else _in_request_order(groups, answers, len(transactions))
+        shadows = None if rollout is None else _shadow_versions(rollout.plan, transactions)
+        with spans.span("score.publish"):
+            latency_ms = (time.perf_counter() - started) * 1000
+            for (answering, rows), matrix, answered in zip(groups, matrices, answers):
+                self.events.submit(
+                    transactions if rows is None else [transactions[i] for i in rows],
+                    answering.feature_names,
+                    matrix,
+                    answered,
+                    latency_ms,
+                    trace_id,
+                    shadow_versions=shadows,  # shadow mode has one group: every payment
+                )
+        return responses
+
+    def _answer(
+        self,
+        model: LoadedModel,
+        transactions: Sequence[Transaction],
+        matrix: np.ndarray,
+        missing: list[list[str]],
+        rows: list[int] | None,
+    ) -> list[ScoreResponse]:
+        """`model`'s answers for `rows` of the request (None: all), from their feature matrix."""
+        with self.spans.span("score.predict"):
+            risks = model.booster.inplace_predict(matrix).tolist()
+        with self.spans.span("score.reasons"):
+            reasons = self._reasons(model, matrix)
+        picked = range(len(transactions)) if rows is None else rows
+        return _RESPONSES.validate_python(
             [
                 {
-                    "transaction_id": tx.transaction_id,
+                    "transaction_id": transactions[i].transaction_id,
                     "risk_score": risk,
                     "decision": decide(risk, self.settings),
-                    "reasons": reasons[i],
+                    "reasons": reasons[k],
                     "model_name": model.name,
                     "model_version": model.version,
                     "feature_service": self.service.name,
                     "missing_features": missing[i],
                 }
-                for i, (tx, risk) in enumerate(zip(transactions, risks))
+                for k, (i, risk) in enumerate(zip(picked, risks))
             ]
         )
-        with spans.span("score.publish"):
-            latency_ms = (time.perf_counter() - started) * 1000
-            self.events.submit(transactions, model.feature_names, matrix, responses, latency_ms, trace_id)
-        return responses
 
     def _missing(self, absent: np.ndarray) -> list[list[str]]:
         """Per row, the stored features the online store had no value for."""
@@ -167,3 +196,45 @@ class Scorer:
 
 
 _RESPONSES = TypeAdapter(list[ScoreResponse])  # one validation call for a whole batch
+
+Group = tuple[LoadedModel, list[int] | None]  # a model and the request's rows it answers (None: all)
+
+
+def _groups(rollout: Rollout, champion: LoadedModel, transactions: Sequence[Transaction]) -> list[Group]:
+    """Who answers which payments: in canary, the plan's customers meet the challenger."""
+    plan = rollout.plan
+    if plan.mode != "canary":
+        return [(champion, None)]
+    flags = [plan.answers_with_challenger(tx.customer_id) for tx in transactions]
+    if all(flags):
+        return [(rollout.challenger, None)]
+    if not any(flags):
+        return [(champion, None)]
+    return [
+        (champion, [i for i, flag in enumerate(flags) if not flag]),
+        (rollout.challenger, [i for i, flag in enumerate(flags) if flag]),
+    ]
+
+
+def _matrix(model: LoadedModel, values: Mapping[str, Any], rows: list[int] | None, count: int) -> np.ndarray:
+    """The model's inputs, one row per payment of `rows` (None: all `count`), in its feature order."""
+    matrix = np.empty((count if rows is None else len(rows), len(model.feature_names)), dtype=np.float64)
+    for j, name in enumerate(model.feature_names):
+        column = np.asarray(values[name], dtype=np.float64)  # None (missing online) becomes NaN
+        matrix[:, j] = column if rows is None else column[rows]
+    return matrix
+
+
+def _in_request_order(groups: list[Group], answers: list[list[ScoreResponse]], count: int) -> list[ScoreResponse]:
+    ordered: list[ScoreResponse | None] = [None] * count
+    for (_, rows), answered in zip(groups, answers):
+        for i, response in zip(rows or range(count), answered):
+            ordered[i] = response
+    return [response for response in ordered if response is not None]
+
+
+def _shadow_versions(plan: RolloutPlan, transactions: Sequence[Transaction]) -> list[str | None] | None:
+    """Shadow mode: per payment, the challenger version the worker scores it with (None: not sampled)."""
+    if plan.mode != "shadow":
+        return None
+    return [plan.version if plan.shadows(str(tx.transaction_id)) else None for tx in transactions]

@@ -13,7 +13,10 @@ The scorer answers, then publishes one ScoringEvent per payment on a Redis Strea
    repairs a state a push built on an incomplete one (after the online store was
    wiped, say), whichever of the two came first;
 2. prediction log: write the batch's rows (contracts/prediction_log.py), skipping
-   transaction ids already logged;
+   transaction ids already logged; a payment a shadow rollout sampled (its event names a
+   `shadow_version`) is scored here by that challenger, from the logged features, and its
+   row holds the challenger's score beside the champion's (the request path never waits
+   on it). Challenger boosters come from the registry, once per version;
 3. XACK the batch.
 
 Delivery is at-least-once (an event is acknowledged only after both effects are done)
@@ -88,13 +91,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 import redis
+import xgboost as xgb
 from feast import FeatureStore
 
 from contracts.events import ScoringEvent
 from contracts.files import remove_stale_temp_files, write_parquet_atomically
 from contracts.prediction_log import LogFile, log_dir, payment_day, plan_batch, prediction_table
+from contracts.registry import REGISTRY_ERRORS, load_booster
 from contracts.settings import Settings
 from contracts.tables import utc_timestamp
 from contracts.tracing import step
@@ -178,6 +184,7 @@ class Worker:
         self._own_pending_done = False
         self._claim_cursor = "0-0"
         self._next_claim_at = 0.0
+        self._challengers: dict[str, xgb.Booster] = {}  # shadow rollouts' boosters, by version
 
     # --- The loop ---------------------------------------------------------------
 
@@ -350,11 +357,47 @@ class Worker:
         fresh = self._not_yet_logged(entries)
         if not fresh:
             return 0
-        files = plan_batch(prediction_table(fresh))
+        files = plan_batch(prediction_table(fresh, self.shadow_scores([event for _, event in fresh])))
         self._record_intent(files)  # before the files exist: see the module docstring
         for log_file in files:
             write_parquet_atomically(self.log_root / log_file.relative_path, log_file.table)
         return len(fresh)
+
+    def shadow_scores(self, events: Sequence[ScoringEvent]) -> list[float | None]:
+        """Per event, its shadow challenger's score on the logged features (None: not sampled,
+        or the challenger could not be loaded: the row is logged without it)."""
+        scores: list[float | None] = [None] * len(events)
+        by_version: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            if event.shadow_version is not None:
+                by_version.setdefault(event.shadow_version, []).append(i)
+        for version, rows in by_version.items():
+            booster = self._challenger(version)
+            if booster is None:
+                continue
+            names = list(booster.feature_names or [])
+            matrix = np.array(
+                [[_as_float(events[i].features.get(name)) for name in names] for i in rows], dtype=np.float64
+            )
+            for i, score in zip(rows, booster.inplace_predict(matrix).tolist()):
+                scores[i] = float(score)
+        return scores
+
+    def _challenger(self, version: str) -> xgb.Booster | None:
+        """The booster of a shadowed version, loaded from the registry once."""
+        if version not in self._challengers:
+            try:
+                booster = load_booster(self.settings, version)
+            except REGISTRY_ERRORS as error:
+                # Tried again with the next batch; these rows are logged without a shadow score.
+                logger.error("could not load shadow challenger v%s, its scores are not logged: %s", version, error)
+                return None
+            if not booster.feature_names:  # the scorer refuses such a version too (serving/model.py)
+                logger.error("shadow challenger v%s carries no feature names, its scores are not logged", version)
+                return None
+            booster.set_param({"nthread": 1})
+            self._challengers[version] = booster
+        return self._challengers[version]
 
     def _not_yet_logged(self, entries: Sequence[Entry]) -> list[Entry]:
         """Entries whose transaction id is neither earlier in the batch nor in an existing log file."""
@@ -437,6 +480,8 @@ def _check(event: ScoringEvent) -> None:
         raise ValueError("empty transaction_id")
     if event.trace_id is not None and not isinstance(event.trace_id, str):
         raise TypeError(f"trace_id is a {type(event.trace_id).__name__}, not a string")
+    if event.shadow_version is not None and not isinstance(event.shadow_version, str):
+        raise TypeError(f"shadow_version is a {type(event.shadow_version).__name__}, not a string")
     for value in (event.risk_score, event.latency_ms, *event.features.values()):
         if value is not None:
             float(value)
@@ -469,6 +514,10 @@ def open_worker(settings: Settings, config: WorkerConfig | None = None) -> Worke
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     client.ping()  # fail before loading Feast when Redis is not there
     return Worker(settings, feature_store(settings), client, config)
+
+
+def _as_float(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _text(value: bytes | str) -> str:

@@ -13,6 +13,13 @@ is ever overwritten. A move made outside `fraud model` (MLflow's UI or API), or 
 entry a crash kept from being written, is found by the next lifecycle command and
 recorded as `external`. A registry that fails is never read as "nothing there": only
 "does not exist" is.
+
+A safe rollout puts one approved version beside the champion as `challenger`, with its plan
+(shadow or canary, and a share of traffic: contracts/rollout.py) in a registered-model tag.
+Its start, share changes and stop are made under the same lock and recorded in the same
+trail (kinds `challenger_*`, which never count as champions). A challenger that becomes
+champion (promoted, or rolled back to) ends its rollout: challenger and champion are never
+the same version.
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ import os
 import random
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from mlflow.entities.model_registry import ModelVersion
@@ -49,6 +56,7 @@ from contracts.registry import (
     is_absent,
     registry_client,
 )
+from contracts.rollout import CHALLENGER, PLAN_TAG, RolloutPlan, read_plan
 from contracts.settings import Settings
 
 LOCK_SUFFIX = "__champion_lock"
@@ -171,6 +179,146 @@ def list_versions(settings: Settings) -> list[VersionSummary]:
     return summaries
 
 
+# --- Safe rollout: the challenger ----------------------------------------------------------
+
+START_HINT = "`fraud rollout start V --mode shadow|canary --share S --by NAME`"
+STOP_HINT = "`fraud rollout stop --by NAME`"
+
+
+def start_rollout(settings: Settings, version: str, mode: str, share: float, by: str, reason: str) -> AliasMove:
+    """Make an approved `version` (not the champion) the challenger, meeting `share` of traffic
+    in `mode` (shadow or canary), and record the start."""
+    _require_name(by)
+    plan = _plan(str(version), mode, share, started_at=_now(), started_by=by.strip())
+    client = registry_client(settings)
+    with _champion_lock(client, settings, by):
+        trail = _reconciled_trail(client, settings)
+        if not is_approved(get_version(client, settings, plan.version)):
+            raise LifecycleError(
+                f"version {version} is not approved; run `fraud model approve {version} --by NAME --note TEXT` first"
+            )
+        if alias_version(client, settings, CHAMPION) == plan.version:
+            raise LifecycleError(f"version {version} is the champion already; a challenger must be another version")
+        current = alias_version(client, settings, CHALLENGER)
+        if current is not None:
+            raise LifecycleError(f"version {current} is the challenger already; stop that rollout first ({STOP_HINT})")
+        with _registry_errors(settings):
+            # The plan, then the alias: until the alias is set there is no challenger, and once
+            # it is, its plan is there (read_plan ignores a plan naming another version).
+            client.set_registered_model_tag(settings.model_name, PLAN_TAG, plan.to_tag())
+            client.set_registered_model_alias(settings.model_name, CHALLENGER, plan.version)
+        return _record_rollout(client, settings, trail, "challenger_start", None, plan, by, reason)
+
+
+def set_rollout_share(settings: Settings, share: float, by: str, reason: str) -> AliasMove:
+    """Change the share of traffic the challenger meets, and record the change."""
+    _require_name(by)
+    client = registry_client(settings)
+    with _champion_lock(client, settings, by):
+        trail = _reconciled_trail(client, settings)
+        plan = _plan_in_force(client, settings)
+        if share == plan.share:
+            raise LifecycleError(f"the challenger v{plan.version} meets {share:g} of traffic already")
+        changed = _checked(lambda: replace(plan, share=share))
+        with _registry_errors(settings):
+            client.set_registered_model_tag(settings.model_name, PLAN_TAG, changed.to_tag())
+        return _record_rollout(client, settings, trail, "challenger_share", plan.version, changed, by, reason)
+
+
+def stop_rollout(settings: Settings, by: str, reason: str) -> AliasMove:
+    """Remove the challenger (the alias, then its plan) and record the stop."""
+    _require_name(by)
+    client = registry_client(settings)
+    with _champion_lock(client, settings, by):
+        trail = _reconciled_trail(client, settings)
+        current = alias_version(client, settings, CHALLENGER)
+        if current is None:
+            raise LifecycleError(f"no rollout is in progress, so there is none to stop; start one with {START_HINT}")
+        return _end_rollout(client, settings, trail, current, by, reason)
+
+
+def rollout_plan(settings: Settings) -> RolloutPlan | None:
+    """The rollout in force, None when there is none.
+
+    A read takes no lock: every change writes the alias and the plan in an order that never
+    shows a challenger with another version's plan (see start_rollout, stop_rollout).
+    """
+    return read_plan(registry_client(settings), settings)
+
+
+def _end_rollout(
+    client: MlflowClient, settings: Settings, trail: list[AliasMove], challenger: str, by: str, reason: str
+) -> AliasMove:
+    """Remove the `challenger` alias, then its plan, and record the stop (under the lock)."""
+    plan = read_plan(client, settings)  # None for an alias set outside `fraud rollout`
+    with _registry_errors(settings):
+        # The alias first: without it nobody meets the challenger, whatever the tag says.
+        client.delete_registered_model_alias(settings.model_name, CHALLENGER)
+        if PLAN_TAG in client.get_registered_model(settings.model_name).tags:
+            client.delete_registered_model_tag(settings.model_name, PLAN_TAG)
+    move = AliasMove(
+        kind="challenger_stop",
+        at=_now(),
+        by=by.strip(),
+        from_version=challenger,
+        to_version=None,
+        reason=reason.strip() or "challenger_stop",
+        mode=plan.mode if plan else None,
+        share=plan.share if plan else None,
+    )
+    _record(client, settings, trail, move)
+    return move
+
+
+def _plan(version: str, mode: str, share: float, started_at: str, started_by: str) -> RolloutPlan:
+    return _checked(lambda: RolloutPlan(version, mode, share, started_at, started_by))  # type: ignore[arg-type]
+
+
+def _checked(make: Callable[[], RolloutPlan]) -> RolloutPlan:
+    """A plan, or the LifecycleError saying which of its values is wrong (mode, share)."""
+    try:
+        return make()
+    except ValueError as error:
+        raise LifecycleError(str(error)) from error
+
+
+def _plan_in_force(client: MlflowClient, settings: Settings) -> RolloutPlan:
+    plan = read_plan(client, settings)
+    if plan is not None:
+        return plan
+    current = alias_version(client, settings, CHALLENGER)
+    if current is None:
+        raise LifecycleError(f"no rollout is in progress; start one with {START_HINT}")
+    raise LifecycleError(
+        f"version {current} is challenger without a plan (set outside `fraud rollout`); "
+        f"stop it ({STOP_HINT}) and start it again"
+    )
+
+
+def _record_rollout(
+    client: MlflowClient,
+    settings: Settings,
+    trail: list[AliasMove],
+    kind: MoveKind,
+    from_version: str | None,
+    plan: RolloutPlan,
+    by: str,
+    reason: str,
+) -> AliasMove:
+    move = AliasMove(
+        kind=kind,
+        at=_now(),
+        by=by.strip(),
+        from_version=from_version,
+        to_version=plan.version,
+        reason=reason.strip() or kind,
+        mode=plan.mode,
+        share=plan.share,
+    )
+    _record(client, settings, trail, move)
+    return move
+
+
 # --- Writing the trail -------------------------------------------------------------------
 
 
@@ -184,7 +332,8 @@ def _move(
     by: str,
     reason: str,
 ) -> AliasMove:
-    """Move the alias, then record the move (under the lock: the trail read is the trail written)."""
+    """Move the alias, then record the move (under the lock: the trail read is the trail written);
+    promoting (or rolling back to) the challenger ends its rollout."""
     move = AliasMove(
         kind=kind,
         at=_now(),
@@ -196,6 +345,10 @@ def _move(
     with _registry_errors(settings):
         client.set_registered_model_alias(settings.model_name, CHAMPION, to_version)
     _record(client, settings, trail, move)
+    if alias_version(client, settings, CHALLENGER) == to_version:
+        # The challenger became champion: its rollout is over (the champion moves first, so a
+        # move cut off between the two still promoted, and `fraud rollout stop` finishes it).
+        _end_rollout(client, settings, trail, to_version, by, f"v{to_version} became champion ({kind})")
     return move
 
 

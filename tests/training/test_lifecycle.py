@@ -2,85 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
-import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
 from contracts.champion import audit_tag
 from contracts.registry import RegistryUnavailable, alias_version, registry_client
 from contracts.settings import Settings
-from tests.support.registry import relayed_registry
+from tests.support.registry import register, relayed_registry
 from tests.support.tcp_proxy import TcpProxy
 from training.lifecycle import LifecycleError, approve, audit_trail, list_versions, promote, rollback
-from training.reference import build_reference
-from training.register import CandidateRun, Lineage, log_and_register
-from training.report import write_evaluation_report
-from training.validate import GateCheck
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def registry(request, tmp_path: Path, settings: Settings) -> Iterator[Settings]:
-    """An empty registry on each backend: a fresh SQLite file, or the run's PostgreSQL database
-    under a model name of its own."""
-    if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path, redis_url=settings.redis_url, mlflow_tracking_uri="")
-    else:
-        yield Settings(
-            data_dir=tmp_path,
-            redis_url=settings.redis_url,
-            mlflow_tracking_uri=os.environ["MLFLOW_TRACKING_URI"],
-            model_name=f"lifecycle_{request.node.name.split('[')[0][-40:]}",
-        )
-
-
-def register(settings: Settings, seed: int) -> str:
-    """A small real model, registered through the platform's own registration path."""
-    rng = np.random.default_rng(seed)
-    names = ["amount", "customer_id_nb_tx_1day_window"]
-    frame = pd.DataFrame(rng.uniform(0, 5, size=(200, 2)), columns=names)
-    frame["is_fraud"] = (frame["amount"] > 4).astype(int)
-    frame["tx_datetime"] = pd.date_range("2024-01-01", periods=len(frame), freq="h", tz="UTC")
-    booster = xgb.train(
-        {"objective": "binary:logistic", "seed": seed},
-        xgb.DMatrix(frame[names], label=frame["is_fraud"], feature_names=names),
-        3,
-    )
-    report = write_evaluation_report(
-        frame,
-        booster.inplace_predict(frame[names].to_numpy()),
-        settings.data_dir / f"report-{seed}",
-        title="t",
-        metrics={"auc_roc": 1.0},
-    )
-    lineage = Lineage(
-        feature_service="fraud_detection_v1",
-        feature_names=names,
-        data_source="test",
-        data_start="2024-01-01",
-        data_end="2024-01-31",
-        data_rows=200,
-        data_frauds=int(frame["is_fraud"].sum()),
-        code_version="test",
-    )
-    candidate = CandidateRun(
-        params={"seed": seed},
-        metrics={"auc_roc": 1.0},
-        training_set=frame,
-        lineage=lineage,
-        checks=[GateCheck("t", True, None, None, "ok")],
-        report=report,
-    )
-    reference = build_reference(frame, names, booster.inplace_predict(frame[names].to_numpy()), max_rows=1000)
-    version = log_and_register(settings, booster, candidate, reference)
-    return str(version.version)
 
 
 def test_unapproved_version_cannot_become_champion(registry: Settings) -> None:
