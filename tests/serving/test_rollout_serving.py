@@ -320,9 +320,12 @@ def test_unreachable_registry_keeps_the_plan_in_force_and_shows_in_health(
 
 
 @pytest.fixture(autouse=True)
-def _no_plan_left(settings) -> Iterator[None]:
+def _no_plan_left(settings, scorer_app, scorer_url) -> Iterator[None]:
+    """No plan after a test, in the registry and in the session's scorer (the next module's
+    requests must meet the champion, not a plan the scorer has yet to drop)."""
     yield
     clear_plan(settings)
+    wait_for_plan(scorer_app.state.scorer, None)
 
 
 def test_a_challenger_nobody_approved_meets_no_traffic(
