@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     rollout_max_p99_latency_ratio: float = Field(
         default=1.5, gt=1.0, description="canary: challenger's p99 latency over the champion's"
     )
+    # The watcher (monitoring/rollout_watch.py): what it does with the verdicts, interval by interval.
+    rollout_watch_seconds: float = Field(default=300.0, gt=0.0, description="`fraud rollout watch`'s interval")
+    rollout_breach_intervals: int = Field(
+        default=3, ge=1, description="breached intervals in a row that stop a rollout (or roll back a bake)"
+    )
+    rollout_promote_after_intervals: int = Field(
+        default=0, ge=0, description="healthy intervals in a row that promote the challenger; 0: a person promotes"
+    )
+    rollout_bake_seconds: float = Field(
+        default=3600.0, ge=0.0, description="after a promotion, how long the new champion is watched against the old"
+    )
     alert_stream: str = "fraud:alerts"
     alert_stream_maxlen: int = Field(default=100_000, ge=100)
     drift_results_key: str = "fraud:monitoring:latest-drift"
