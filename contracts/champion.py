@@ -17,7 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import AUDIT_TAG_PREFIX, REGISTRY_ERRORS, RegistryUnavailable, VersionTag, is_absent
+from contracts.registry import AUDIT_TAG_PREFIX, RegistryUnavailable, VersionTag, is_absent, registered_model_tags
 from contracts.settings import Settings
 
 MoveKind = Literal["promote", "rollback", "external", "challenger_start", "challenger_share", "challenger_stop"]
@@ -64,14 +64,9 @@ def audit_tag(sequence: int) -> str:
 
 def read_audit_trail(client: MlflowClient, settings: Settings) -> list[AliasMove]:
     """Every recorded move of the alias, oldest first; none when the model is not registered yet."""
-    try:
-        tags = client.get_registered_model(settings.model_name).tags
-    except MlflowException as error:
-        if is_absent(error):
-            return []
-        raise RegistryUnavailable.of(settings, error) from error
-    except REGISTRY_ERRORS as error:
-        raise RegistryUnavailable.of(settings, error) from error
+    tags = registered_model_tags(client, settings)
+    if tags is None:
+        return []
     keys = sorted(key for key in tags if key.startswith(AUDIT_TAG_PREFIX))
     return [AliasMove.from_tag(tags[key]) for key in keys]
 

@@ -129,6 +129,19 @@ def alias_version(client: MlflowClient, settings: Settings, alias: str = CHAMPIO
         raise RegistryUnavailable.of(settings, error) from error
 
 
+def registered_model_tags(client: MlflowClient, settings: Settings) -> dict[str, str] | None:
+    """The registered model's tags, None when the model is not registered yet; RegistryUnavailable
+    when the registry cannot tell."""
+    try:
+        return dict(client.get_registered_model(settings.model_name).tags)
+    except MlflowException as error:
+        if is_absent(error):
+            return None
+        raise RegistryUnavailable.of(settings, error) from error
+    except REGISTRY_ERRORS as error:
+        raise RegistryUnavailable.of(settings, error) from error
+
+
 def load_booster(settings: Settings, version: str) -> xgb.Booster:
     """The booster of a registered version, downloaded through the settings' registry.
 

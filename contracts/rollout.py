@@ -15,10 +15,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from contracts.registry import REGISTRY_ERRORS, RegistryUnavailable, alias_version, is_absent
+from contracts.registry import alias_version, registered_model_tags
 from contracts.settings import Settings
 
 CHALLENGER = "challenger"
@@ -78,14 +77,9 @@ def read_plan(client: MlflowClient, settings: Settings) -> RolloutPlan | None:
     version = alias_version(client, settings, CHALLENGER)
     if version is None:
         return None
-    try:
-        tags = client.get_registered_model(settings.model_name).tags
-    except MlflowException as error:
-        if is_absent(error):
-            return None
-        raise RegistryUnavailable.of(settings, error) from error
-    except REGISTRY_ERRORS as error:
-        raise RegistryUnavailable.of(settings, error) from error
+    tags = registered_model_tags(client, settings)
+    if tags is None:
+        return None
     if PLAN_TAG not in tags:
         return None
     plan = RolloutPlan.from_tag(tags[PLAN_TAG])

@@ -119,9 +119,9 @@ class EventPublisher:
         for scored in taken:
             try:
                 events.extend(scored.events())
-            # The thread's last line of defence: whatever one call's data does, the others
-            # are still published; this one is counted, logged with its traceback, dropped.
-            except Exception:
+            # Data no event can hold (a value of the wrong type, a field missing): the other
+            # calls' events are still published; this one is counted, logged with its traceback, dropped.
+            except (TypeError, ValueError, ArithmeticError, AttributeError, LookupError):
                 log.exception("could not build the events of %d scored payments", len(scored.transactions))
                 self._drop(len(scored.transactions), "their events could not be built")
         return events
